@@ -1,0 +1,563 @@
+"""The provider registry: load and change `llm_providers`, their encrypted keys, and the audit.
+
+Every change is one transaction: the JSON document, the secret and the `settings_audit`
+row commit together or not at all. Readers in other processes notice a change through
+the document's `updated_at` (checked at most every GATEHOUSE_CONFIG_TTL seconds), so a
+change takes effect without a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from . import settings
+from .crypto import SecretBox, mask
+from .db import make_engine, transaction, unreachable
+from .errors import (
+    DatabaseUnavailable,
+    NotFound,
+    ReadOnlyProvider,
+    SecretsError,
+    ValidationError,
+)
+from .providers import (
+    DEFAULT_BASE_URL,
+    PROVIDER_TYPES,
+    ProviderConfig,
+    fallback_order,
+    validate_set,
+)
+from .schema import ProviderSecret, SettingsAudit, SystemSetting, utcnow
+
+log = logging.getLogger("gatehouse.registry")
+
+PROVIDERS_KEY = "llm_providers"
+ENV_PROVIDER = "env"
+_DESCRIPTION = "LLM provider configurations (API keys live encrypted in provider_secrets)"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown about a stored key."""
+
+    prefix: str
+    last4: str
+    fingerprint: str
+    created_at: datetime | None
+    rotated_at: datetime | None
+    decryptable: bool
+
+    @property
+    def masked(self) -> str:
+        return mask(self.prefix, self.last4)
+
+
+@dataclass(frozen=True)
+class ProviderView:
+    """A provider as operators see it: config, masked key, where it came from."""
+
+    config: ProviderConfig
+    key: KeyInfo | None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def key_status(self) -> str:
+        if self.key is None:
+            return "missing"
+        return "ok" if self.key.decryptable else "undecryptable"
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented `--json` shape: the stored config plus source and key display."""
+        data = self.config.to_json()
+        data["source"] = self.config.source
+        data["api_key"] = self.key.masked if self.key else None
+        data["key_status"] = self.key_status
+        data["key_rotated_at"] = (
+            self.key.rotated_at.isoformat() if self.key and self.key.rotated_at else None
+        )
+        return data
+
+
+@dataclass(frozen=True)
+class ResolvedProvider:
+    """A provider with its decrypted key, for the gateway only. Never printed or logged."""
+
+    config: ProviderConfig
+    api_key: str | None = dataclasses.field(repr=False, default=None)
+    key_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the gateway needs, read at once; `version` changes with any config change."""
+
+    version: str
+    providers: tuple[ResolvedProvider, ...]
+
+    def ordered(self) -> list[ResolvedProvider]:
+        by_name = {p.config.name: p for p in self.providers}
+        return [by_name[c.name] for c in fallback_order([p.config for p in self.providers])]
+
+    def get(self, name: str) -> ResolvedProvider | None:
+        return next((p for p in self.providers if p.config.name == name), None)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    created_at: datetime
+    actor: str
+    action: str
+    target: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    rotated: int
+    total: int
+
+
+def undecryptable_message(names: list[str]) -> str:
+    return (
+        f"Cannot decrypt the stored API key of {', '.join(names)}: it was encrypted with a key "
+        "that is not in GATEHOUSE_SECRETS_KEY. Put the old key after the new one "
+        "(GATEHOUSE_SECRETS_KEY=<new>,<old>) and run `gatehouse secrets rotate`; or set the "
+        "key again with `gatehouse providers set-key`."
+    )
+
+
+class Registry:
+    """Reads and changes provider configurations; the console and the CLI both use it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        box: SecretBox,
+        *,
+        env: Mapping[str, str] | None = None,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.engine = engine
+        self.box = box
+        self._env = env
+        self._ttl = settings.get_float("GATEHOUSE_CONFIG_TTL", env) if ttl is None else ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._checked_at = float("-inf")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Registry:
+        return cls(
+            make_engine(settings.get("GATEHOUSE_DATABASE_URL", env)),
+            SecretBox.from_env(env),
+            env=env,
+        )
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def providers(self) -> list[ProviderView]:
+        """Database providers by priority, or the read-only `env` provider when there are none."""
+        with self._session() as s:
+            stored = self._stored_configs(s)
+            secrets = {row.provider_name: row for row in s.scalars(select(ProviderSecret))}
+        if not stored:
+            env_config = self._env_provider()
+            return [] if env_config is None else [ProviderView(env_config, self._env_key_info())]
+        return [ProviderView(c, self._key_info(secrets.get(c.name))) for c in _by_priority(stored)]
+
+    def get(self, name: str) -> ProviderView:
+        for view in self.providers():
+            if view.name == name:
+                return view
+        raise NotFound(f"No provider named {name!r}; `gatehouse providers list` shows them")
+
+    def document(self) -> dict[str, Any]:
+        """The stored `llm_providers` JSON as it is in the database."""
+        with self._session() as s:
+            row = s.get(SystemSetting, PROVIDERS_KEY)
+            return dict(row.value) if row else {"providers": []}
+
+    def history(self, limit: int = 50) -> list[AuditEntry]:
+        with self._session() as s:
+            rows = s.scalars(
+                select(SettingsAudit).order_by(SettingsAudit.id.desc()).limit(limit)
+            ).all()
+        return [
+            AuditEntry(r.id, r.created_at, r.actor, r.action, r.target, r.before, r.after)
+            for r in rows
+        ]
+
+    def undecryptable(self) -> list[str]:
+        """Providers whose key was encrypted with a key missing from GATEHOUSE_SECRETS_KEY."""
+        with self._session() as s:
+            rows = s.scalars(select(ProviderSecret).order_by(ProviderSecret.provider_name))
+            return [r.provider_name for r in rows if not self.box.can_decrypt(r.key_fingerprint)]
+
+    def check_secrets(self) -> None:
+        """Raise SecretsError naming every provider whose key cannot be decrypted."""
+        names = self.undecryptable()
+        if names:
+            raise SecretsError(undecryptable_message(names))
+
+    def api_key(self, name: str) -> str | None:
+        """The decrypted key of one provider (SecretsError names it when it cannot be read)."""
+        resolved = self.snapshot(force=True).get(name)
+        if resolved is None:
+            raise NotFound(f"No provider named {name!r}; `gatehouse providers list` shows them")
+        if resolved.key_error:
+            raise SecretsError(resolved.key_error)
+        return resolved.api_key
+
+    def snapshot(self, *, force: bool = False) -> Snapshot:
+        """The current providers with keys, re-read only when the stored version changed.
+
+        At most one cheap version query per TTL; if the database is briefly unreachable
+        the last snapshot keeps serving (with a warning) so LLM calls are not blocked.
+        """
+        now = self._clock()
+        current = self._snapshot
+        if current is not None and not force and now - self._checked_at < self._ttl:
+            return current
+        with self._lock:
+            if (
+                not force
+                and self._snapshot is not None
+                and self._clock() - self._checked_at < self._ttl
+            ):
+                return self._snapshot  # another thread checked meanwhile
+            current = self._snapshot
+            try:
+                version = self._stored_version()
+                if force or current is None or version != current.version:
+                    self._snapshot = self._load_snapshot()
+            except DatabaseUnavailable:
+                if current is None:
+                    raise
+                log.warning("provider config check failed; using the cached configuration")
+            self._checked_at = now
+            return self._snapshot
+
+    # ---- writes --------------------------------------------------------------------------
+
+    def add(self, config: ProviderConfig, *, actor: str, api_key: str | None = None) -> None:
+        def change(providers: list[ProviderConfig]) -> list[ProviderConfig]:
+            if any(p.name == config.name for p in providers):
+                raise ValidationError({"name": f"a provider named {config.name!r} already exists"})
+            added = dataclasses.replace(config, source="database")
+            if not providers and added.enabled:
+                added = dataclasses.replace(added, is_default=True)  # the first one is the default
+            return _settle_default(
+                [*providers, added], prefer=added.name if added.is_default else None
+            )
+
+        self._mutate(actor, "provider.create", config.name, change, api_key=api_key)
+
+    def update(self, name: str, *, actor: str, api_key: str | None = None, **changes: Any) -> None:
+        """Change fields of a provider (rate-limit fields may be given flat)."""
+        if "name" in changes and changes["name"] != name:
+            raise ValidationError({"name": "a provider cannot be renamed; add a new one instead"})
+
+        def change(providers: list[ProviderConfig]) -> list[ProviderConfig]:
+            current = _find(providers, name)
+            updated = current.with_changes(**changes)
+            prefer = name if updated.is_default and not current.is_default else None
+            return _settle_default(_swap(providers, updated), prefer=prefer)
+
+        self._mutate(actor, "provider.update", name, change, api_key=api_key)
+
+    def set_enabled(self, name: str, enabled: bool, *, actor: str) -> None:
+        def change(providers: list[ProviderConfig]) -> list[ProviderConfig]:
+            current = _find(providers, name)
+            updated = dataclasses.replace(
+                current, enabled=enabled, is_default=current.is_default and enabled
+            )
+            return _settle_default(_swap(providers, updated))
+
+        action = "provider.enable" if enabled else "provider.disable"
+        self._mutate(actor, action, name, change)
+
+    def remove(self, name: str, *, actor: str) -> None:
+        def change(providers: list[ProviderConfig]) -> list[ProviderConfig]:
+            _find(providers, name)
+            return _settle_default([p for p in providers if p.name != name])
+
+        self._mutate(actor, "provider.delete", name, change, delete_secret=True)
+
+    def set_key(self, name: str, api_key: str, *, actor: str) -> None:
+        self._mutate(
+            actor, "provider.set_key", name, lambda ps: (_find(ps, name), ps)[1], api_key=api_key
+        )
+
+    def reorder(self, names: list[str], *, actor: str) -> None:
+        """Set priorities 1..n in the given order (names not listed keep their place after)."""
+
+        def change(providers: list[ProviderConfig]) -> list[ProviderConfig]:
+            for n in names:
+                _find(providers, n)
+            rest = [p.name for p in _by_priority(providers) if p.name not in names]
+            order = {n: i for i, n in enumerate([*names, *rest], start=1)}
+            return [dataclasses.replace(p, priority=order[p.name]) for p in providers]
+
+        self._mutate(actor, "provider.reorder", ",".join(names), change)
+
+    def rotate_secrets(self, *, actor: str) -> RotationReport:
+        """Re-encrypt every stored key under the first secrets key, in one transaction."""
+        self.check_secrets()
+        with transaction(self.engine) as s:
+            rows = list(s.scalars(select(ProviderSecret).with_for_update()))
+            rotated = 0
+            for row in rows:
+                if row.key_fingerprint != self.box.primary_fingerprint:
+                    rotated += 1
+                row.ciphertext = self.box.rotate(row.ciphertext)
+                row.key_fingerprint = self.box.primary_fingerprint
+                row.rotated_at = utcnow()
+            report = RotationReport(rotated=rotated, total=len(rows))
+            s.add(
+                SettingsAudit(
+                    actor=actor,
+                    action="secrets.rotate",
+                    target=f"{report.total} secrets",
+                    before=None,
+                    after={
+                        "rotated": rotated,
+                        "total": report.total,
+                        "key": self.box.primary_fingerprint,
+                    },
+                )
+            )
+            self._touch(s, actor)
+        self._invalidate()
+        return report
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _mutate(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        change: Callable[[list[ProviderConfig]], list[ProviderConfig]],
+        *,
+        api_key: str | None = None,
+        delete_secret: bool = False,
+    ) -> None:
+        self._refuse_env(target)
+        if api_key is not None:
+            _check_api_key(api_key)
+        with transaction(self.engine) as s:
+            row = s.get(SystemSetting, PROVIDERS_KEY, with_for_update=True)
+            before_list = self._stored_configs(s)
+            after_list = change(list(before_list))
+            validate_set(after_list)
+            before = {p.name: p.to_json() for p in before_list}.get(target)
+            after = {p.name: p.to_json() for p in after_list}.get(target)
+            document = {"providers": [p.to_json() for p in _by_priority(after_list)]}
+            if row is None:
+                row = SystemSetting(key=PROVIDERS_KEY, value=document, description=_DESCRIPTION)
+                s.add(row)
+            row.value = document
+            secret = s.get(ProviderSecret, target)
+            if delete_secret and secret is not None:
+                before = {**(before or {}), "api_key": mask(secret.key_prefix, secret.last4)}
+                s.delete(secret)
+            if api_key is not None:
+                old_mask = mask(secret.key_prefix, secret.last4) if secret else None
+                secret = self._store_key(s, secret, target, api_key)
+                new_mask = mask(secret.key_prefix, secret.last4)
+                before = {**(before or {}), "api_key": old_mask}
+                after = {**(after or {}), "api_key": new_mask}
+            s.add(
+                SettingsAudit(actor=actor, action=action, target=target, before=before, after=after)
+            )
+            self._touch(s, actor, row)
+        self._invalidate()
+
+    def _store_key(
+        self, s: Session, secret: ProviderSecret | None, name: str, api_key: str
+    ) -> ProviderSecret:
+        sealed = self.box.seal(api_key)
+        if secret is None:
+            secret = ProviderSecret(provider_name=name, created_at=utcnow())
+            s.add(secret)
+        secret.ciphertext = sealed.ciphertext
+        secret.key_fingerprint = sealed.key_fingerprint
+        secret.key_prefix = sealed.key_prefix
+        secret.last4 = sealed.last4
+        secret.rotated_at = utcnow()
+        return secret
+
+    def _touch(self, s: Session, actor: str, row: SystemSetting | None = None) -> None:
+        """Bump the document's updated_at: the version other processes watch."""
+        row = row or s.get(SystemSetting, PROVIDERS_KEY)
+        if row is not None:
+            row.updated_at = utcnow()
+            row.updated_by = actor
+
+    def _invalidate(self) -> None:
+        self._checked_at = float("-inf")
+
+    def _refuse_env(self, name: str) -> None:
+        if name == ENV_PROVIDER and self._env_provider() is not None and not self._has_stored():
+            raise ReadOnlyProvider(
+                "The provider `env` is built from the CODEGEN_* environment variables and "
+                "cannot be changed here; add a provider (it then replaces `env`)."
+            )
+
+    def _has_stored(self) -> bool:
+        with self._session() as s:
+            return bool(self._stored_configs(s))
+
+    def _session(self) -> _ReadSession:
+        return _ReadSession(self.engine)
+
+    @staticmethod
+    def _stored_configs(s: Session) -> list[ProviderConfig]:
+        row = s.get(SystemSetting, PROVIDERS_KEY)
+        items = (row.value or {}).get("providers", []) if row else []
+        return [ProviderConfig.from_json(item) for item in items]
+
+    def _stored_version(self) -> str:
+        with self._session() as s:
+            updated = s.scalar(
+                select(SystemSetting.updated_at).where(SystemSetting.key == PROVIDERS_KEY)
+            )
+        return updated.isoformat() if updated else "none"
+
+    def _load_snapshot(self) -> Snapshot:
+        with self._session() as s:
+            row = s.get(SystemSetting, PROVIDERS_KEY)
+            version = row.updated_at.isoformat() if row else "none"
+            stored = self._stored_configs(s)
+            secrets = {r.provider_name: r for r in s.scalars(select(ProviderSecret))}
+        if not stored:
+            env_config = self._env_provider()
+            key = settings.get("CODEGEN_API_KEY", self._env)
+            providers = () if env_config is None else (ResolvedProvider(env_config, key),)
+            return Snapshot(version=version, providers=providers)
+        return Snapshot(
+            version=version, providers=tuple(self._resolve(c, secrets.get(c.name)) for c in stored)
+        )
+
+    def _resolve(self, config: ProviderConfig, secret: ProviderSecret | None) -> ResolvedProvider:
+        if secret is None:
+            return ResolvedProvider(config, None)
+        if not self.box.can_decrypt(secret.key_fingerprint):
+            return ResolvedProvider(config, None, undecryptable_message([config.name]))
+        try:
+            return ResolvedProvider(config, self.box.open(secret.ciphertext))
+        except SecretsError:
+            return ResolvedProvider(config, None, undecryptable_message([config.name]))
+
+    def _key_info(self, secret: ProviderSecret | None) -> KeyInfo | None:
+        if secret is None:
+            return None
+        return KeyInfo(
+            prefix=secret.key_prefix,
+            last4=secret.last4,
+            fingerprint=secret.key_fingerprint,
+            created_at=secret.created_at,
+            rotated_at=secret.rotated_at,
+            decryptable=self.box.can_decrypt(secret.key_fingerprint),
+        )
+
+    def _env_provider(self) -> ProviderConfig | None:
+        env = self._env
+        kind = settings.get("CODEGEN_PROVIDER", env)
+        if not (kind or settings.get("CODEGEN_API_KEY", env)):
+            return None
+        return ProviderConfig(
+            name=ENV_PROVIDER,
+            type=kind
+            if kind in PROVIDER_TYPES
+            else "openrouter"
+            if not kind
+            else "openai-compatible",
+            base_url=settings.get("CODEGEN_URL", env) or DEFAULT_BASE_URL,
+            default_model=settings.get("CODEGEN_MODEL", env) or "anthropic/claude-sonnet-4",
+            is_default=True,
+            priority=1,
+            source="environment",
+        )
+
+    def _env_key_info(self) -> KeyInfo | None:
+        key = settings.get("CODEGEN_API_KEY", self._env)
+        if not key:
+            return None
+        sealed_prefix = next((p for p in ("sk-or-", "sk-") if key.startswith(p)), "")
+        return KeyInfo(sealed_prefix, key[-4:], "environment", None, None, True)
+
+
+class _ReadSession:
+    """A read-only session that turns connection failures into DatabaseUnavailable."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.session = Session(engine)
+
+    def __enter__(self) -> Session:
+        return self.session
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.session.close()
+        if isinstance(exc, SQLAlchemyError) and not isinstance(exc, DatabaseUnavailable):
+            raise unreachable(self.engine, exc) from None
+
+
+def _check_api_key(api_key: str) -> None:
+    if not api_key or not api_key.strip():
+        raise ValidationError({"api_key": "the API key is empty"})
+    if api_key != api_key.strip() or any(c.isspace() for c in api_key):
+        raise ValidationError({"api_key": "the API key contains spaces or line breaks"})
+    if len(api_key) < 8:
+        raise ValidationError({"api_key": "the API key is too short to be real"})
+
+
+def _by_priority(providers: list[ProviderConfig]) -> list[ProviderConfig]:
+    return sorted(providers, key=lambda p: (p.priority, p.name))
+
+
+def _find(providers: list[ProviderConfig], name: str) -> ProviderConfig:
+    for p in providers:
+        if p.name == name:
+            return p
+    raise NotFound(f"No provider named {name!r}; `gatehouse providers list` shows them")
+
+
+def _swap(providers: list[ProviderConfig], updated: ProviderConfig) -> list[ProviderConfig]:
+    return [updated if p.name == updated.name else p for p in providers]
+
+
+def _settle_default(
+    providers: list[ProviderConfig], prefer: str | None = None
+) -> list[ProviderConfig]:
+    """Keep exactly one enabled default: `prefer` wins; with none, the first by priority."""
+    enabled = [p for p in _by_priority(providers) if p.enabled]
+    if not enabled:
+        return [dataclasses.replace(p, is_default=False) for p in providers]
+    current = [p.name for p in enabled if p.is_default]
+    chosen = prefer or (current[0] if current else enabled[0].name)
+    return [dataclasses.replace(p, is_default=p.name == chosen) for p in providers]

@@ -1,0 +1,115 @@
+"""Every environment setting GateHouse reads, declared once.
+
+Resolution order (one rule, written down): an explicit argument to a constructor wins,
+then the process environment, then the default declared here. The README's configuration
+table is checked against `SETTINGS` by a test, so a new setting cannot go undocumented.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default (as the string the env would hold) and help."""
+
+    name: str
+    default: str | None
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "GATEHOUSE_DATABASE_URL",
+        "sqlite:///gatehouse.db",
+        "SQLAlchemy URL of the database. PostgreSQL: postgresql+psycopg://user:pw@host:5432/db",
+    ),
+    Setting(
+        "GATEHOUSE_SECRETS_KEY",
+        None,
+        "Comma-separated Fernet keys; the first encrypts, all decrypt. Unset: a development "
+        "key is generated into .gatehouse/secrets.key (never use that in production).",
+    ),
+    Setting(
+        "GATEHOUSE_HOME",
+        ".gatehouse",
+        "Folder for local state: the development secrets key and spilled audit rows.",
+    ),
+    Setting(
+        "GATEHOUSE_REDIS_URL",
+        None,
+        "Redis URL (redis://host:6379/0) for rate limits shared by every process. "
+        "Unset: limits are kept per process in memory.",
+    ),
+    Setting("GATEHOUSE_LOG_LEVEL", "info", "debug, info, warning or error. debug logs payloads."),
+    Setting(
+        "GATEHOUSE_REQUEST_TIMEOUT",
+        "120",
+        "Seconds one upstream HTTP request may take before it counts as a timeout.",
+    ),
+    Setting(
+        "GATEHOUSE_RETRY_AFTER_CAP",
+        "30",
+        "Longest Retry-After (seconds) the gateway waits; a longer one moves to the next provider.",
+    ),
+    Setting(
+        "GATEHOUSE_QUEUE_TIMEOUT",
+        "10",
+        "Seconds a request may wait in line for a rate-limit slot before trying the next provider.",
+    ),
+    Setting(
+        "GATEHOUSE_COOLDOWN_SECONDS",
+        "30",
+        "How long a provider that failed 5 times in a row within 60 s is skipped.",
+    ),
+    Setting(
+        "GATEHOUSE_CONFIG_TTL",
+        "2",
+        "Seconds between checks for provider changes made by other processes.",
+    ),
+    Setting(
+        "CODEGEN_PROVIDER",
+        None,
+        "Fallback provider type (e.g. openrouter) used only while the database has no provider.",
+    ),
+    Setting("CODEGEN_API_KEY", None, "API key of the fallback provider named `env`."),
+    Setting(
+        "CODEGEN_URL",
+        "https://openrouter.ai/api/v1",
+        "Base URL of the fallback provider named `env`.",
+    ),
+    Setting(
+        "CODEGEN_MODEL",
+        "anthropic/claude-sonnet-4",
+        "Default model of the fallback provider named `env`.",
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def get(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The value of a declared setting: the environment if set and non-empty, else its default."""
+    setting = _BY_NAME[name]  # KeyError on an undeclared name is a programming error
+    value = (os.environ if env is None else env).get(name, "")
+    return value.strip() if value.strip() else setting.default
+
+
+def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
+    raw = get(name, env)
+    try:
+        value = float(raw or "")
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number; unset it or give seconds") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def home_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The local state folder (created on demand by whoever writes into it)."""
+    return Path(get("GATEHOUSE_HOME", env) or ".gatehouse")
