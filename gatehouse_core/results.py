@@ -1,0 +1,55 @@
+"""What a gateway call returns: `ChatResult` and one `Attempt` per upstream try."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ATTEMPT_STATUSES = ("ok", "error", "incomplete", "rejected")
+COST_SOURCES = ("provider", "estimated", "unknown")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try against one provider. `wait_ms` is time spent queued for a rate-limit slot
+    plus any backoff before this try."""
+
+    provider: str
+    model: str
+    status: str
+    http_status: int | None = None
+    error_type: str | None = None
+    latency_ms: float = 0.0
+    wait_ms: float = 0.0
+    error_message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """The answer and its accounting. `model` is the model actually used (after routing)."""
+
+    text: str
+    provider: str
+    model: str
+    request_id: str
+    generation_id: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost_usd: float | None = None
+    cost_source: str = "unknown"
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    finish_reason: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented shape of `gatehouse chat --json`."""
+        data = dataclasses.asdict(self)
+        data["attempts"] = [a.to_json() for a in self.attempts]
+        return data
