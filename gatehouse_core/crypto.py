@@ -69,17 +69,7 @@ class SecretBox:
     def __init__(self, keys: list[str], *, dev_key_path: Path | None = None):
         if not keys:
             raise SecretsError("No secrets key given; set GATEHOUSE_SECRETS_KEY")
-        fernets = []
-        for position, key in enumerate(keys, start=1):
-            try:
-                fernets.append(Fernet(key.encode()))
-            except (ValueError, TypeError):
-                raise SecretsError(
-                    f"GATEHOUSE_SECRETS_KEY entry {position} is not a valid Fernet key "
-                    "(32 url-safe base64-encoded bytes). Generate one with "
-                    "`gatehouse secrets generate-key`."
-                ) from None
-        self._fernet = MultiFernet(fernets)
+        self._fernet = MultiFernet([_fernet(k, n) for n, k in enumerate(keys, start=1)])
         self._fingerprints = [fingerprint(k.strip()) for k in keys]
         self.dev_key_path = dev_key_path
 
@@ -88,7 +78,12 @@ class SecretBox:
         """The box for GATEHOUSE_SECRETS_KEY, or the generated development key (with a warning)."""
         raw = settings.get("GATEHOUSE_SECRETS_KEY", env)
         if raw:
-            return cls([k.strip() for k in raw.split(",") if k.strip()])
+            entries = [k.strip() for k in raw.split(",")]
+            # Check with the positions the operator sees, before blank entries are dropped.
+            for position, key in enumerate(entries, start=1):
+                if key:
+                    _fernet(key, position)
+            return cls([k for k in entries if k])
         path = settings.home_dir(env) / "secrets.key"
         box = cls([_load_or_create_dev_key(path)], dev_key_path=path)
         log.warning(DEV_KEY_WARNING.format(path=path))
@@ -129,6 +124,17 @@ class SecretBox:
             raise SecretsError(
                 "A stored API key cannot be decrypted with GATEHOUSE_SECRETS_KEY"
             ) from None
+
+
+def _fernet(key: str, position: int) -> Fernet:
+    try:
+        return Fernet(key.encode())
+    except (ValueError, TypeError):
+        raise SecretsError(
+            f"GATEHOUSE_SECRETS_KEY entry {position} is not a valid Fernet key "
+            "(32 url-safe base64-encoded bytes). Generate one with "
+            "`gatehouse secrets generate-key`."
+        ) from None
 
 
 def _load_or_create_dev_key(path: Path) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import settings
@@ -46,7 +46,11 @@ def make_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
     try:
         engine = create_engine(parsed, **kwargs)
     except (SQLAlchemyError, ImportError) as exc:
-        raise DatabaseUnavailable(f"Cannot use database {describe_url(url)}: {exc}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(
+            f"Cannot use database {describe_url(url)}: {reason}. Set GATEHOUSE_DATABASE_URL to "
+            "e.g. sqlite:///gatehouse.db or postgresql+psycopg://user:pw@host:5432/db"
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate:
@@ -69,6 +73,15 @@ def unreachable(engine: Engine, exc: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable(
         f"Cannot reach the database {describe_url(str(engine.url))}: {reason}. "
         "Check GATEHOUSE_DATABASE_URL and that the server is running."
+    )
+
+
+def refused(engine: Engine, exc: BaseException) -> DatabaseUnavailable:
+    """A DatabaseUnavailable for a change the database rejected (constraint, trigger, size)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return DatabaseUnavailable(
+        f"The database {describe_url(str(engine.url))} refused the change: {reason}. "
+        "Nothing was saved."
     )
 
 
@@ -123,3 +136,6 @@ def transaction(engine: Engine) -> Iterator[Session]:
             yield session
     except OperationalError as exc:
         raise unreachable(engine, exc) from None
+    except DBAPIError as exc:
+        # One clear line for the operator instead of SQLAlchemy's multi-line statement dump.
+        raise refused(engine, exc) from None

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .results import Attempt
 
 
@@ -76,3 +78,15 @@ class StreamInterrupted(GatewayError):
     def __init__(self, message: str, partial_text: str = "", **kwargs: Any):
         super().__init__(message, **kwargs)
         self.partial_text = partial_text
+
+
+class AuthError(GatehouseError):
+    """Sign-in refused (wrong credentials, disabled account, unknown SSO identity)."""
+
+
+class AccountLocked(AuthError):
+    """Too many failed sign-ins; `retry_at` (UTC) says when the next attempt is accepted."""
+
+    def __init__(self, message: str, retry_at: datetime):
+        super().__init__(message)
+        self.retry_at = retry_at

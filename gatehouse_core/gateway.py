@@ -189,7 +189,7 @@ class Gateway:
 
         Pass `registry` to share one engine and secrets box with the caller (CLI, console).
         """
-        from .audit import AuditWriter
+        from .audit import AuditWriter, default_spill_dir
         from .catalog import Catalog
         from .crypto import SecretBox
         from .db import make_engine
@@ -203,7 +203,7 @@ class Gateway:
             registry,
             catalog=Catalog(engine),
             limiter=RateLimiter(settings.get("GATEHOUSE_REDIS_URL", env)),
-            audit=AuditWriter(engine, spill_dir=settings.home_dir(env) / "audit-spill"),
+            audit=AuditWriter(engine, spill_dir=default_spill_dir(env)),
             timeout=settings.get_float("GATEHOUSE_REQUEST_TIMEOUT", env),
             retry_after_cap=settings.get_float("GATEHOUSE_RETRY_AFTER_CAP", env),
             queue_timeout=settings.get_float("GATEHOUSE_QUEUE_TIMEOUT", env),
@@ -422,6 +422,8 @@ class Gateway:
                     request_id=call.request_id,
                 ) from None
             except (openai.APIError, ProviderBodyError, _Broken) as exc:
+                if permit:
+                    permit.settle(0)  # nothing was generated: give the token estimate back
                 outcome = classify(exc)
                 self._fail_attempt(call, name, model, outcome, t0, wait_ms)
                 decision = decide(outcome, self.retry_after_cap)
@@ -467,7 +469,7 @@ class Gateway:
             raise ProviderBodyError(error)
         choice = choices[0]
         choice_error = (choice.model_extra or {}).get("error")
-        if choice.finish_reason == "error" and choice_error and not choice.message.content:
+        if choice_error:  # generation failed part-way: the text is cut short, not an answer
             raise ProviderBodyError(choice_error)
         return self._succeed(
             call,

@@ -25,7 +25,9 @@ NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 MODEL_ID_PATTERN = re.compile(r"^~?[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*(?::[\w.\-]+)?$")
 HEADER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 # These would smuggle a credential past the encrypted key store.
-FORBIDDEN_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie"})
+FORBIDDEN_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+)
 RATE_LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "concurrent_requests")
 
 
@@ -155,7 +157,11 @@ def _field_errors(p: ProviderConfig) -> dict[str, str]:
         errors["default_model"] = model_id_error(str(p.default_model))
     errors.update(p.rate_limit.errors())
     for name, value in p.headers.items():
-        if not HEADER_NAME_PATTERN.match(name) or not isinstance(value, str) or "\n" in value:
+        if (
+            not HEADER_NAME_PATTERN.match(name)
+            or not isinstance(value, str)
+            or any(c in value for c in "\r\n\0")  # CR/LF would split the request
+        ):
             errors["headers"] = f"header {name!r} is not a valid HTTP header name and value"
         elif name.lower() in FORBIDDEN_HEADERS:
             errors["headers"] = (

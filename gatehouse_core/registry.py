@@ -34,6 +34,7 @@ from .errors import (
 from .providers import (
     DEFAULT_BASE_URL,
     PROVIDER_TYPES,
+    RATE_LIMIT_FIELDS,
     ProviderConfig,
     fallback_order,
     validate_set,
@@ -44,6 +45,10 @@ log = logging.getLogger("gatehouse.registry")
 
 PROVIDERS_KEY = "llm_providers"
 ENV_PROVIDER = "env"
+# The name is the identity (add a new provider instead of renaming); source is not stored.
+_CHANGEABLE = frozenset(
+    {f.name for f in dataclasses.fields(ProviderConfig)} - {"name", "source"}
+) | frozenset(RATE_LIMIT_FIELDS)
 _DESCRIPTION = "LLM provider configurations (API keys live encrypted in provider_secrets)"
 
 
@@ -277,13 +282,20 @@ class Registry:
 
     def update(self, name: str, *, actor: str, api_key: str | None = None, **changes: Any) -> None:
         """Change fields of a provider (rate-limit fields may be given flat)."""
-        if "name" in changes and changes["name"] != name:
-            raise ValidationError({"name": "a provider cannot be renamed; add a new one instead"})
+        unknown = sorted(set(changes) - _CHANGEABLE)
+        if unknown:
+            allowed = ", ".join(sorted(_CHANGEABLE))
+            raise ValidationError(
+                {f: f"not a changeable field; use one of {allowed}" for f in unknown}
+            )
 
         def change(providers: list[ProviderConfig]) -> list[ProviderConfig]:
             current = _find(providers, name)
             updated = current.with_changes(**changes)
             prefer = name if updated.is_default and not current.is_default else None
+            if current.is_default and not updated.is_default:
+                # Handing the default away: the next enabled provider takes it, not this one.
+                prefer = _next_enabled(providers, exclude=name)
             return _settle_default(_swap(providers, updated), prefer=prefer)
 
         self._mutate(actor, "provider.update", name, change, api_key=api_key)
@@ -321,7 +333,11 @@ class Registry:
             order = {n: i for i, n in enumerate([*names, *rest], start=1)}
             return [dataclasses.replace(p, priority=order[p.name]) for p in providers]
 
-        self._mutate(actor, "provider.reorder", ",".join(names), change)
+        for n in names:
+            self._refuse_env(n)
+        # The target column holds 200 characters; the full order is in before/after.
+        target = _clip(",".join(names), 200)
+        self._mutate(actor, "provider.reorder", target, change, audit=_order_audit)
 
     def rotate_secrets(self, *, actor: str) -> RotationReport:
         """Re-encrypt every stored key under the first secrets key, in one transaction."""
@@ -364,7 +380,13 @@ class Registry:
         *,
         api_key: str | None = None,
         delete_secret: bool = False,
+        audit: Callable[[list[ProviderConfig], list[ProviderConfig]], tuple[Any, Any]]
+        | None = None,
     ) -> None:
+        """Apply `change` to the stored providers; document, secret and audit row commit together.
+
+        `audit` builds the before/after JSON when the change is not about one provider.
+        """
         self._refuse_env(target)
         if api_key is not None:
             _check_api_key(api_key)
@@ -373,8 +395,11 @@ class Registry:
             before_list = self._stored_configs(s)
             after_list = change(list(before_list))
             validate_set(after_list)
-            before = {p.name: p.to_json() for p in before_list}.get(target)
-            after = {p.name: p.to_json() for p in after_list}.get(target)
+            if audit is not None:
+                before, after = audit(before_list, after_list)
+            else:
+                before = {p.name: p.to_json() for p in before_list}.get(target)
+                after = {p.name: p.to_json() for p in after_list}.get(target)
             document = {"providers": [p.to_json() for p in _by_priority(after_list)]}
             if row is None:
                 row = SystemSetting(key=PROVIDERS_KEY, value=document, description=_DESCRIPTION)
@@ -388,7 +413,8 @@ class Registry:
                 old_mask = mask(secret.key_prefix, secret.last4) if secret else None
                 secret = self._store_key(s, secret, target, api_key)
                 new_mask = mask(secret.key_prefix, secret.last4)
-                before = {**(before or {}), "api_key": old_mask}
+                if before is not None:  # a new provider has no "before", not a null key
+                    before = {**before, "api_key": old_mask}
                 after = {**(after or {}), "api_key": new_mask}
             s.add(
                 SettingsAudit(actor=actor, action=action, target=target, before=before, after=after)
@@ -536,6 +562,19 @@ def _check_api_key(api_key: str) -> None:
         raise ValidationError({"api_key": "the API key is too short to be real"})
 
 
+def _order_audit(
+    before: list[ProviderConfig], after: list[ProviderConfig]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (
+        {"order": [p.name for p in _by_priority(before)]},
+        {"order": [p.name for p in _by_priority(after)]},
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _by_priority(providers: list[ProviderConfig]) -> list[ProviderConfig]:
     return sorted(providers, key=lambda p: (p.priority, p.name))
 
@@ -545,6 +584,10 @@ def _find(providers: list[ProviderConfig], name: str) -> ProviderConfig:
         if p.name == name:
             return p
     raise NotFound(f"No provider named {name!r}; `gatehouse providers list` shows them")
+
+
+def _next_enabled(providers: list[ProviderConfig], exclude: str) -> str | None:
+    return next((p.name for p in _by_priority(providers) if p.enabled and p.name != exclude), None)
 
 
 def _swap(providers: list[ProviderConfig], updated: ProviderConfig) -> list[ProviderConfig]:

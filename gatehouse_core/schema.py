@@ -106,7 +106,8 @@ class LLMRequest(Base):
         Index("ix_llm_requests_created_at", "created_at"),
         Index("ix_llm_requests_provider_created_at", "provider", "created_at"),
         Index("ix_llm_requests_model_created_at", "model", "created_at"),
-        Index("ix_llm_requests_request_id", "request_id"),
+        # One row per attempt: the database itself refuses a duplicate after a retried batch.
+        Index("uq_llm_requests_request_attempt", "request_id", "attempt", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

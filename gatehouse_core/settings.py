@@ -7,10 +7,17 @@ table is checked against `SETTINGS` by a test, so a new setting cannot go undocu
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import ConfigError
+
+
+class SettingError(ConfigError, ValueError):
+    """An environment setting holds a value GateHouse cannot use (the message names it)."""
 
 
 @dataclass(frozen=True)
@@ -100,13 +107,16 @@ def get(name: str, env: Mapping[str, str] | None = None) -> str | None:
 
 
 def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
+    """A non-negative number of seconds; SettingError (a ConfigError and ValueError) if not."""
     raw = get(name, env)
     try:
         value = float(raw or "")
+        if not math.isfinite(value):
+            raise ValueError(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number; unset it or give seconds") from None
+        raise SettingError(f"{name}={raw!r} is not a number; unset it or give seconds") from None
     if value < 0:
-        raise ValueError(f"{name}={raw!r} must not be negative")
+        raise SettingError(f"{name}={raw!r} must not be negative; unset it or give seconds")
     return value
 
 

@@ -63,14 +63,29 @@ def level_from_env(default: str | None = None) -> int:
     return LEVELS.get(name.lower(), logging.INFO)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (pytest's capture, a redirected CLI)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return self._stream if self._stream is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._stream = value
+
+
 def configure_logging(level: int | None = None, stream: Any = None, plain: bool = False) -> None:
-    """Send the `gatehouse` loggers to `stream` (stderr) as JSON lines; idempotent."""
+    """Send the `gatehouse` loggers to `stream` (default: the current stderr).
+
+    JSON lines for services; `plain` gives `warning: …` lines for people at a terminal.
+    Calling it again replaces the previous GateHouse handler, never stacks a second one.
+    """
     root = logging.getLogger("gatehouse")
     root.setLevel(level_from_env() if level is None else level)
-    for handler in root.handlers:
-        if getattr(handler, "_gatehouse", False):
-            return
-    handler = logging.StreamHandler(stream or sys.stderr)
+    for old in [h for h in root.handlers if getattr(h, "_gatehouse", False)]:
+        root.removeHandler(old)
+    handler = _StderrHandler(stream)
     handler.setFormatter(PlainFormatter() if plain else JsonFormatter())
     handler._gatehouse = True  # type: ignore[attr-defined]
     root.addHandler(handler)

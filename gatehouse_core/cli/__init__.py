@@ -12,17 +12,26 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..errors import GatehouseError
-from ..telemetry import configure_logging, level_from_env
-from . import admin, providers
+from ..telemetry import configure_logging, level_from_env, scrub
+from . import admin, chat, models, providers, reports, users
 from .context import Context
 
-GROUPS = (admin, providers)
+GROUPS = (admin, providers, chat, users, models, reports)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes stray arguments in its errors; a key pasted by mistake must not be."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {scrub(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gatehouse",
         description="GateHouse: provider configs, keys and LLM traffic through OpenRouter.",
     )

@@ -8,7 +8,7 @@ from .. import settings
 from ..crypto import generate_key
 from ..db import current_revision, describe_url, make_engine, run_migrations
 from .context import Context
-from .output import print_json, print_table
+from .output import positive_int, print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=secrets_rotate)
 
     p = sub.add_parser("history", help="the settings audit: who changed what, newest first")
-    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="newest N (50)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(handler=history)
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from ..errors import StreamInterrupted
 from ..results import ChatResult
-from ..verify import verify_provider
 from .context import Context
 from .output import print_json
 
@@ -111,6 +110,8 @@ def summary(result: ChatResult) -> str:
 
 
 def test_provider(args: argparse.Namespace, ctx: Context) -> int:
+    from ..verify import verify_provider  # imports the openai SDK: only when testing
+
     report = verify_provider(ctx.registry, args.name, timeout=args.timeout)
     if args.json:
         print_json(report.to_json())

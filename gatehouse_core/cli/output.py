@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -31,6 +32,17 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return number
+
+
 def read_api_key(env_var: str | None, from_stdin: bool) -> str | None:
     """The key from an environment variable or stdin; never from a plain argument."""
     if env_var:
@@ -46,9 +58,22 @@ def read_api_key(env_var: str | None, from_stdin: bool) -> str | None:
     return None
 
 
+class _RefusePlainKey(argparse.Action):
+    """`--api-key VALUE` is refused without echoing VALUE (argparse would print it back)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        parser.error(
+            "an API key is never accepted as an argument (it would stay in the shell history); "
+            "use --api-key-env VAR or --api-key-stdin"
+        )
+
+
 def add_key_source(parser: Any, required: bool = False) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--api-key-env", metavar="VAR", help="read the API key from this variable")
     group.add_argument(
         "--api-key-stdin", action="store_true", help="read the API key from standard input"
     )
+    # Exact match for `--api-key`, so argparse does not report it as an ambiguous prefix
+    # of the two options above with the key in the message.
+    parser.add_argument("--api-key", nargs="?", action=_RefusePlainKey, help=argparse.SUPPRESS)

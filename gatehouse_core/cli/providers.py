@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..providers import PROVIDER_TYPES, ProviderConfig, RateLimit
 from ..registry import ProviderView, undecryptable_message
+from .chat import register_provider_test
 from .context import Context
 from .output import add_key_source, print_json, print_table, read_api_key
 
@@ -51,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     add_key_source(p, required=True)
     p.set_defaults(handler=set_key)
+
+    register_provider_test(cmds)
 
 
 REMOVE = "none"

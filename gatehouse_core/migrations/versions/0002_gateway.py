@@ -49,7 +49,9 @@ def upgrade() -> None:
         "ix_llm_requests_provider_created_at", "llm_requests", ["provider", "created_at"]
     )
     op.create_index("ix_llm_requests_model_created_at", "llm_requests", ["model", "created_at"])
-    op.create_index("ix_llm_requests_request_id", "llm_requests", ["request_id"])
+    op.create_index(
+        "uq_llm_requests_request_attempt", "llm_requests", ["request_id", "attempt"], unique=True
+    )
     op.create_table(
         "model_catalog",
         sa.Column("id", sa.String(200), primary_key=True),

@@ -1,0 +1,265 @@
+"""The gateway with the real RateLimiter: waiting in line, falling back, RateLimited, token
+estimates and their correction, and one budget shared by two processes through real Redis."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from gatehouse_core import AllProvidersFailed, ChatResult, Gateway, RateLimit, RateLimited
+from gatehouse_core.ratelimit import RateLimiter
+from tests.fakes.openrouter import Error, FakeOpenRouter, Reply, Slow
+
+MESSAGES = [{"role": "user", "content": "Say hello to the gateway, please."}]
+Factory = Callable[..., Gateway]
+
+
+def provider_spec(name: str, **rate_limit: int) -> dict:
+    return {"name": name, "rate_limit": RateLimit(**rate_limit)}
+
+
+def models_sent(fake: FakeOpenRouter) -> list[str]:
+    return [r.body["model"] for r in fake.chat_requests]
+
+
+# ---- waiting in line -------------------------------------------------------------------------
+
+
+def test_request_waits_in_line_for_a_request_slot_then_succeeds(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    # A one-second "minute", so the window moves during the test.
+    gateway = gateway_factory(
+        provider_spec("a", requests_per_minute=1),
+        "b",
+        limiter=RateLimiter(window_seconds=1),
+        queue_timeout=5,
+    )
+    gateway.chat(MESSAGES)
+
+    result = gateway.chat(MESSAGES)
+
+    assert result.provider == "a"
+    assert models_sent(fake_openrouter) == ["test/a", "test/a"]
+    assert result.attempts[0].wait_ms > 0
+
+
+def test_request_waits_for_a_concurrency_slot_then_succeeds(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory(
+        provider_spec("a", concurrent_requests=1), "b", limiter=RateLimiter(), queue_timeout=10
+    )
+    fake_openrouter.enqueue(Slow(0.5, Reply(text="slow one")), Reply(text="queued one"))
+    results: list[ChatResult] = []
+    first = threading.Thread(target=lambda: results.append(gateway.chat(MESSAGES)))
+    first.start()
+    assert fake_openrouter.wait_for_chat_count(1)  # the first call holds the only slot
+
+    second = gateway.chat(MESSAGES)
+    first.join(timeout=10)
+
+    assert (results[0].text, second.text) == ("slow one", "queued one")
+    assert second.provider == "a"
+    assert second.attempts[0].wait_ms > 0  # it waited in line rather than falling back
+    assert models_sent(fake_openrouter) == ["test/a", "test/a"]
+
+
+def test_queue_timeout_moves_to_the_next_provider(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory(
+        provider_spec("a", requests_per_minute=1), "b", limiter=RateLimiter(), queue_timeout=0.1
+    )
+    gateway.chat(MESSAGES)
+
+    result = gateway.chat(MESSAGES)
+
+    assert result.provider == "b"
+    rejected = result.attempts[0]
+    assert (rejected.provider, rejected.status, rejected.error_type) == (
+        "a",
+        "rejected",
+        "rate_limit_queue",
+    )
+    assert models_sent(fake_openrouter) == ["test/a", "test/b"]  # `a` was never sent the 2nd
+
+
+def test_rate_limited_when_no_provider_can_take_the_request(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory(
+        provider_spec("a", requests_per_minute=1),
+        provider_spec("b", requests_per_minute=1),
+        limiter=RateLimiter(),
+        queue_timeout=0,
+    )
+    assert [gateway.chat(MESSAGES).provider for _ in range(2)] == ["a", "b"]
+
+    with pytest.raises(RateLimited) as refused:
+        gateway.chat(MESSAGES)
+
+    assert [(a.provider, a.status) for a in refused.value.attempts] == [
+        ("a", "rejected"),
+        ("b", "rejected"),
+    ]
+    assert "GATEHOUSE_QUEUE_TIMEOUT" in str(refused.value)
+    assert fake_openrouter.chat_count == 2
+
+
+def test_a_provider_that_failed_is_not_reported_as_rate_limited(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory(
+        "a", provider_spec("b", requests_per_minute=1), limiter=RateLimiter(), queue_timeout=0
+    )
+    fake_openrouter.always(Error(402), model="test/a")
+    gateway.chat(MESSAGES)
+
+    with pytest.raises(AllProvidersFailed) as failed:
+        gateway.chat(MESSAGES)
+
+    assert not isinstance(failed.value, RateLimited)
+
+
+def test_estimate_over_the_token_limit_falls_back_at_once(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory(
+        provider_spec("a", tokens_per_minute=100), "b", limiter=RateLimiter(), queue_timeout=5
+    )
+
+    # prompt characters / 4 + max_tokens = 8 + 200: more than the whole minute allows.
+    result = gateway.chat(MESSAGES, max_tokens=200)
+
+    assert result.provider == "b"
+    assert result.attempts[0].error_type == "rate_limit_queue"
+    assert models_sent(fake_openrouter) == ["test/b"]
+
+
+def test_token_estimate_is_corrected_with_the_real_usage(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory(
+        provider_spec("a", tokens_per_minute=1000), "b", limiter=RateLimiter(), queue_timeout=0
+    )
+
+    # Each call reserves ~908 tokens up front but really uses about a dozen; only because
+    # the first is settled with its real usage does the second fit in the same minute.
+    first = gateway.chat(MESSAGES, max_tokens=900)
+    second = gateway.chat(MESSAGES, max_tokens=900)
+
+    assert first.input_tokens + first.output_tokens < 50
+    assert (first.provider, second.provider) == ("a", "a")
+
+
+def test_failed_attempts_give_their_concurrency_slot_back(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory(
+        provider_spec("a", concurrent_requests=1), limiter=RateLimiter(), queue_timeout=0
+    )
+    fake_openrouter.enqueue(*[Error(503)] * 4)
+    with pytest.raises(AllProvidersFailed):
+        gateway.chat(MESSAGES)
+
+    assert gateway.chat(MESSAGES).provider == "a"
+    assert fake_openrouter.chat_count == 5  # every retry got the slot back too
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_redis_never_fails_the_call(gateway_factory: Factory, closed_port: int) -> None:
+    limiter = RateLimiter(f"redis://127.0.0.1:{closed_port}/0")
+    gateway = gateway_factory(
+        provider_spec("a", requests_per_minute=1), "b", limiter=limiter, queue_timeout=0
+    )
+
+    results = [gateway.chat(MESSAGES).provider for _ in range(2)]
+
+    assert results == ["a", "b"]  # the per-process limit still holds
+    assert limiter.redis_fallback
+
+
+# ---- two processes, one budget -------------------------------------------------------------
+
+WORKER = """
+import json, sys
+from gatehouse_core import Gateway, Registry
+from gatehouse_core.ratelimit import RateLimiter
+
+spec = json.loads(sys.argv[1])
+limiter = RateLimiter(spec["redis_url"], namespace=spec["namespace"])
+if limiter.storage_kind != "redis":
+    raise SystemExit("the worker could not reach Redis")
+gateway = Gateway(Registry.from_env(), limiter=limiter, queue_timeout=0)
+messages = [{"role": "user", "content": "Say hello to the gateway, please."}]
+print(json.dumps([gateway.chat(messages).provider for _ in range(spec["calls"])]))
+gateway.close()
+"""
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    import redis
+
+    name = f"gatehouse-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{name}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def test_two_processes_share_one_request_budget_through_redis(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, redis_url: str, namespace: str
+) -> None:
+    limiter = RateLimiter(redis_url, namespace=namespace)
+    assert limiter.storage_kind == "redis"
+    gateway = gateway_factory(
+        provider_spec("a", requests_per_minute=3), "b", limiter=limiter, queue_timeout=0
+    )
+    here = [gateway.chat(MESSAGES).provider for _ in range(2)]
+
+    spec = {"redis_url": redis_url, "namespace": namespace, "calls": 2}
+    run = subprocess.run(
+        [sys.executable, "-c", WORKER, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert run.returncode == 0, run.stderr
+    there = json.loads(run.stdout)
+    # 3 requests a minute for `a` across both processes: the other process gets the last one.
+    assert (here, there) == (["a", "a"], ["a", "b"])
+    assert models_sent(fake_openrouter).count("test/a") == 3
+
+
+def test_failed_attempts_do_not_use_up_the_token_budget(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory(
+        provider_spec("a", tokens_per_minute=1000), "b", limiter=RateLimiter(), queue_timeout=0
+    )
+    fake_openrouter.enqueue(*[Error(503)] * 3, model="test/a")
+
+    # Each try reserves ~308 tokens; the three failed ones generated nothing and give theirs
+    # back, so the fourth try still fits in the minute.
+    result = gateway.chat(MESSAGES, max_tokens=300)
+
+    assert result.provider == "a"
+    assert models_sent(fake_openrouter) == ["test/a"] * 4

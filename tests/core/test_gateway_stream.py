@@ -1,0 +1,207 @@
+"""Gateway.stream against the fake OpenRouter: deltas, the final result, both usage-chunk
+forms, keep-alive comments, retry and fallback before the first token, interruption after."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from gatehouse_core import ChatStream, Gateway, InvalidRequest, StreamInterrupted
+from gatehouse_core.policy import backoff_seconds
+from tests.core.conftest import RAND
+from tests.fakes.openrouter import (
+    Error,
+    Error200,
+    FakeOpenRouter,
+    MidStreamError,
+    Reply,
+    StreamCut,
+    count_completion_tokens,
+    count_prompt_tokens,
+    fake_cost,
+)
+
+MESSAGES = [{"role": "user", "content": "Say hello to the gateway, please."}]
+BACKOFFS = [backoff_seconds(n, lambda: RAND) for n in range(3)]
+Factory = Callable[..., Gateway]
+
+
+def models_sent(fake: FakeOpenRouter) -> list[str]:
+    return [r.body["model"] for r in fake.chat_requests]
+
+
+def drain(stream: ChatStream) -> list[str]:
+    return list(stream)
+
+
+def test_stream_yields_text_deltas(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a")
+    fake_openrouter.enqueue(Reply(text="one two three"))
+
+    stream = gateway.stream(MESSAGES)
+
+    assert stream.result is None
+    assert drain(stream) == ["one", " two", " three"]
+    body = fake_openrouter.chat_requests[0].body
+    assert body["stream"] is True
+    assert body["usage"] == {"include": True}
+
+
+@pytest.mark.parametrize("form", ["empty_choices", "empty_delta"])
+def test_result_after_the_stream_has_usage_cost_and_ttft(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, form: str
+) -> None:
+    gateway = gateway_factory("a")
+    fake_openrouter.enqueue(
+        Reply(text="one two three", usage_chunk=form, cached_tokens=2, reasoning_tokens=4)
+    )
+
+    stream = gateway.stream(MESSAGES, workflow_id="wf-1")
+    text = "".join(stream)
+
+    result = stream.result
+    prompt = count_prompt_tokens({"messages": MESSAGES})
+    completion = count_completion_tokens(text) + 4
+    assert (result.text, result.provider, result.model) == ("one two three", "a", "test/a")
+    assert (result.input_tokens, result.output_tokens) == (prompt, completion)
+    assert (result.cached_tokens, result.reasoning_tokens) == (2, 4)
+    assert (result.cost_usd, result.cost_source) == (fake_cost(prompt, completion), "provider")
+    assert result.finish_reason == "stop"
+    assert result.generation_id.startswith("gen-")
+    assert result.ttft_ms is not None
+    assert 0 <= result.ttft_ms <= result.latency_ms
+
+
+def test_keepalive_comments_never_reach_the_text(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a")
+    fake_openrouter.enqueue(Reply(text="alpha beta", keepalive_comments=True))
+
+    stream = gateway.stream(MESSAGES)
+
+    assert "".join(stream) == "alpha beta"
+    assert stream.result.text == "alpha beta"
+
+
+def test_stream_reports_the_model_that_answered(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a")
+    fake_openrouter.enqueue(Reply(model_used="anthropic/claude-sonnet-4.5"))
+
+    stream = gateway.stream(MESSAGES, model="openrouter/auto")
+    drain(stream)
+
+    assert stream.result.model == "anthropic/claude-sonnet-4.5"
+    assert stream.result.attempts[0].model == "openrouter/auto"
+
+
+# ---- before the first token: retry and fallback -----------------------------------------------
+
+
+def test_error_before_the_first_token_falls_back(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, sleeps: list[float]
+) -> None:
+    gateway = gateway_factory("a", "b")
+    fake_openrouter.always(Error(502), model="test/a")
+    fake_openrouter.enqueue(Reply(text="from b"), model="test/b")
+
+    stream = gateway.stream(MESSAGES)
+
+    assert "".join(stream) == "from b"
+    assert stream.result.provider == "b"
+    assert models_sent(fake_openrouter) == ["test/a"] * 4 + ["test/b"]
+    assert sleeps == BACKOFFS
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type"),
+    [
+        (MidStreamError(after_chunks=0), "provider_unavailable"),
+        (StreamCut(after_chunks=0), "connection_error"),
+        (Error200(code=503), "service_unavailable"),
+    ],
+    ids=["error-event", "cut", "200-with-error"],
+)
+def test_failure_before_any_token_is_retried(
+    gateway_factory: Factory,
+    fake_openrouter: FakeOpenRouter,
+    sleeps: list[float],
+    fault: object,
+    error_type: str,
+) -> None:
+    gateway = gateway_factory("a", "b")
+    fake_openrouter.enqueue(fault, Reply(text="second try"))
+
+    stream = gateway.stream(MESSAGES)
+
+    assert "".join(stream) == "second try"
+    assert stream.result.provider == "a"
+    assert [(a.status, a.error_type) for a in stream.result.attempts] == [
+        ("error", error_type),
+        ("ok", None),
+    ]
+    assert sleeps == BACKOFFS[:1]
+
+
+def test_bad_request_on_a_stream_raises_before_any_token(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a", "b")
+    fake_openrouter.always(Error.invalid_model("test/a"), model="test/a")
+
+    with pytest.raises(InvalidRequest, match="is not a valid model ID"):
+        drain(gateway.stream(MESSAGES))
+
+    assert models_sent(fake_openrouter) == ["test/a"]
+
+
+# ---- after the first token: StreamInterrupted ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "partial"),
+    [(MidStreamError(after_chunks=2), "one two"), (StreamCut(after_chunks=1), "one")],
+    ids=["error-event", "cut"],
+)
+def test_failure_after_the_first_token_interrupts_and_keeps_the_partial_text(
+    gateway_factory: Factory,
+    fake_openrouter: FakeOpenRouter,
+    sleeps: list[float],
+    fault: MidStreamError | StreamCut,
+    partial: str,
+) -> None:
+    gateway = gateway_factory("a", "b")
+    reply = Reply(text="one two three four")
+    fake_openrouter.enqueue(type(fault)(after_chunks=fault.after_chunks, reply=reply))
+    received: list[str] = []
+
+    stream = gateway.stream(MESSAGES)
+    with pytest.raises(StreamInterrupted) as interrupted:
+        for delta in stream:
+            received.append(delta)
+
+    assert "".join(received) == partial
+    assert interrupted.value.partial_text == partial
+    assert [(a.provider, a.status) for a in interrupted.value.attempts] == [("a", "incomplete")]
+    assert "partial answer is kept" in str(interrupted.value)
+    assert models_sent(fake_openrouter) == ["test/a"]  # no retry, no fallback after a token
+    assert sleeps == []
+    assert stream.result is None
+
+
+def test_mid_stream_error_keeps_the_providers_message_and_code(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a")
+    fake_openrouter.enqueue(MidStreamError(after_chunks=1, code=429, message="Rate limit exceeded"))
+
+    with pytest.raises(StreamInterrupted, match="Rate limit exceeded") as interrupted:
+        drain(gateway.stream(MESSAGES))
+
+    attempt = interrupted.value.attempts[0]
+    assert (attempt.http_status, attempt.error_type) == (429, "rate_limited")
