@@ -87,6 +87,8 @@ def configure_logging(level: int | None = None, stream: Any = None, plain: bool 
         root.removeHandler(old)
     handler = _StderrHandler(stream)
     handler.setFormatter(PlainFormatter() if plain else JsonFormatter())
+    if plain:  # structured records (per-call lines) are for log pipelines, not terminals
+        handler.addFilter(lambda record: not getattr(record, "fields", None))
     handler._gatehouse = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.propagate = False

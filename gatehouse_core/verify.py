@@ -27,7 +27,6 @@ class VerifyReport:
     models_latency_ms: float | None = None
     model_count: int | None = None
     key_valid: bool | None = None  # None: no key stored, or the endpoint has no /key
-    key_label: str | None = None
     key_limit: float | None = None
     key_usage: float | None = None
     key_limit_remaining: float | None = None
@@ -96,11 +95,11 @@ def _check_key(client: openai.OpenAI, report: VerifyReport) -> VerifyReport:
         return dataclasses.replace(report, key_valid=None)
     except openai.APIError as exc:
         return dataclasses.replace(report, error=f"checking the key failed: {_explain(exc)}")
+    # OpenRouter's `label` repeats part of the key; GateHouse shows only its own masked form.
     data = payload.get("data", {}) if isinstance(payload, dict) else {}
     return dataclasses.replace(
         report,
         key_valid=True,
-        key_label=data.get("label"),
         key_limit=data.get("limit"),
         key_usage=data.get("usage"),
         key_limit_remaining=data.get("limit_remaining"),

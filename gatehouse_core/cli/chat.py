@@ -124,7 +124,7 @@ def test_provider(args: argparse.Namespace, ctx: Context) -> int:
     else:
         print("reachable  no")
     key = {True: "valid", False: "INVALID", None: "not checked"}[report.key_valid]
-    print(f"api key    {key}" + (f" ({report.key_label})" if report.key_label else ""))
+    print(f"api key    {key}")
     if report.key_valid:
         limit = "unlimited" if report.key_limit is None else f"${report.key_limit:g}"
         print(
