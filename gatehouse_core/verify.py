@@ -15,6 +15,7 @@ from typing import Any
 import openai
 
 from .errors import NotFound
+from .gateway import default_client_factory
 from .policy import HINTS, classify
 from .registry import Registry, ResolvedProvider
 
@@ -53,13 +54,7 @@ def verify_provider(registry: Registry, name: str, timeout: float = 10.0) -> Ver
 def _verify(provider: ResolvedProvider, timeout: float) -> VerifyReport:
     config = provider.config
     base = VerifyReport(provider=config.name, base_url=config.base_url, reachable=False)
-    with openai.OpenAI(
-        base_url=config.base_url,
-        api_key=provider.api_key or "no-key",
-        max_retries=0,
-        timeout=timeout,
-        default_headers=dict(config.headers) or None,
-    ) as client:
+    with default_client_factory(provider, timeout) as client:
         t0 = time.perf_counter()
         try:
             models = client.get("/models", cast_to=object)

@@ -1,0 +1,171 @@
+"""The Playground: streamed chat against the fake OpenRouter, details under each answer,
+settings sent upstream, failures as messages, the attempt chain, compare mode, the audit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import streamlit as st
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from gatehouse_core.db import make_engine, transaction
+from gatehouse_core.schema import LLMRequest
+from tests.fakes.openrouter import DEFAULT_REPLY_TEXT, Error, FakeOpenRouter, Reply
+
+
+@pytest.fixture
+def playground(app_as: Callable[[str], AppTest], fake_provider: Callable[..., str]) -> AppTest:
+    fake_provider("fake")
+    at = app_as("operator")
+    assert [t.value for t in at.title] == ["Playground"]
+    return at
+
+
+def ask(at: AppTest, prompt: str) -> AppTest:
+    return at.chat_input(key="pg_input").set_value(prompt).run()
+
+
+def answers(at: AppTest) -> list:
+    return [m for m in at.chat_message if m.name == "assistant"]
+
+
+def test_streamed_answer_shows_provider_tokens_cost_and_timing(
+    playground: AppTest, fake_openrouter: FakeOpenRouter
+) -> None:
+    at = ask(playground, "Hello there, how are you?")
+    assert not at.exception
+    [answer] = answers(at)
+    assert answer.markdown[0].value == DEFAULT_REPLY_TEXT
+    details = answer.caption[0].value
+    assert "**fake** · `openai/gpt-4o-mini`" in details
+    assert "6 in / 4 out tokens" in details  # the fake: 25 chars // 4, and 4 words
+    assert "$0.000014 (reported by the provider)" in details
+    assert "first token after" in details
+    assert fake_openrouter.chat_requests[-1].body["stream"] is True
+
+
+def test_conversation_is_kept_and_reset_clears_it(
+    playground: AppTest, fake_openrouter: FakeOpenRouter
+) -> None:
+    at = ask(playground, "first question")
+    at = ask(at, "second question")
+    sent = fake_openrouter.chat_requests[-1].body["messages"]
+    assert [(m["role"], m["content"]) for m in sent] == [
+        ("user", "first question"),
+        ("assistant", DEFAULT_REPLY_TEXT),
+        ("user", "second question"),
+    ]
+    assert len(at.chat_message) == 4
+    at = at.button(key="pg_reset").click().run()
+    assert len(at.chat_message) == 0
+
+
+def test_settings_reach_the_upstream(playground: AppTest, fake_openrouter: FakeOpenRouter) -> None:
+    at = playground
+    at.selectbox(key="pg_model").set_value("anthropic/claude-sonnet-4")
+    at.selectbox(key="pg_provider").set_value("fake")
+    at.text_area(key="pg_system").set_value("Answer in French.")
+    at.slider(key="pg_temperature").set_value(0.2)
+    at.number_input(key="pg_max_tokens").set_value(300)
+    at = ask(at, "Bonjour")
+    body = fake_openrouter.chat_requests[-1].body
+    assert body["model"] == "anthropic/claude-sonnet-4"
+    assert body["messages"][0] == {"role": "system", "content": "Answer in French."}
+    assert body["temperature"] == pytest.approx(0.2)
+    assert body.get("max_tokens", body.get("max_completion_tokens")) == 300
+    assert "`anthropic/claude-sonnet-4`" in answers(at)[0].caption[0].value
+
+
+def test_failing_call_shows_the_gateways_message(
+    playground: AppTest, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.always(Error.insufficient_credits())
+    at = ask(playground, "Hello")
+    assert not at.exception
+    message = answers(at)[0].error[0].value
+    assert "add credits" in message
+    # The failed turn is not sent again as context.
+    fake_openrouter.always(Reply(text="fine now"))
+    ask(at, "Again")
+    assert [m["content"] for m in fake_openrouter.chat_requests[-1].body["messages"]] == [
+        "Hello",
+        "Again",
+    ]
+
+
+def test_fallback_shows_the_attempt_chain(
+    app_as: Callable[[str], AppTest],
+    fake_provider: Callable[..., str],
+    fake_openrouter: FakeOpenRouter,
+) -> None:
+    fake_provider("primary", default_model="test/primary")
+    fake_provider("backup", default_model="test/backup", priority=2)
+    fake_openrouter.always(Error.unauthorized(), model="test/primary")
+    at = ask(app_as("operator"), "Hello")
+    assert not at.exception
+    [answer] = answers(at)
+    assert "**backup** · `test/backup`" in answer.caption[0].value
+    assert answer.expander[0].label == "2 attempts (retry or fallback)"
+    chain = [m.value for m in answer.expander[0].markdown]
+    assert chain[0].startswith("1. primary · `test/primary` → error HTTP 401")
+    assert chain[1].startswith("2. backup · `test/backup` → ok")
+
+
+def test_playground_calls_are_audited_with_source_and_user(playground: AppTest) -> None:
+    ask(playground, "Audit me")
+    st.cache_resource.clear()  # releasing the gateway flushes its audit writer
+    with transaction(make_engine()) as s:
+        rows = s.scalars(select(LLMRequest)).all()
+    assert [(r.source, r.actor, r.status, r.provider) for r in rows] == [
+        ("playground", "operator", "ok", "fake")
+    ]
+
+
+def test_compare_mode_runs_models_side_by_side(
+    playground: AppTest, fake_openrouter: FakeOpenRouter
+) -> None:
+    at = playground
+    at.segmented_control(key="pg_mode").set_value("Compare").run()
+    at.multiselect(key="pg_compare_models").set_value(
+        ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4"]
+    )
+    at.text_area(key="pg_compare_prompt").set_value("Which is better?").run()
+    at = at.button(key="pg_compare_run").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["Requested model"]) == ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4"]
+    assert list(table["Status"]) == ["ok", "ok"]
+    assert all(cost.startswith("$") for cost in table["Cost"])
+    assert sorted(r.body["model"] for r in fake_openrouter.chat_requests) == [
+        "anthropic/claude-sonnet-4",
+        "openai/gpt-4o-mini",
+    ]
+    captions = [c.value for c in at.main.caption]
+    assert sum("reported by the provider" in c for c in captions) == 2
+
+
+def test_compare_needs_two_models(playground: AppTest) -> None:
+    at = playground
+    at.segmented_control(key="pg_mode").set_value("Compare").run()
+    at.multiselect(key="pg_compare_models").set_value(["openai/gpt-4o-mini"])
+    at.text_area(key="pg_compare_prompt").set_value("Hi").run()
+    assert at.button(key="pg_compare_run").disabled
+
+
+def test_without_providers_admin_is_sent_to_add_one(app_as: Callable[[str], AppTest]) -> None:
+    at = app_as("admin")
+    assert "No provider is configured" in at.warning[0].value
+    assert at.get("page_link")[0].proto.label == "Add a provider"
+    with pytest.raises(KeyError):
+        at.chat_input(key="pg_input")
+
+
+def test_provider_health_appears_after_a_call(
+    app_as: Callable[[str], AppTest], fake_provider: Callable[..., str]
+) -> None:
+    fake_provider("fake")
+    at = ask(app_as("admin"), "Hello")
+    at = at.switch_page("pages/providers.py").run()
+    assert at.dataframe[0].value.iloc[0]["Health"] == "ok just now"
