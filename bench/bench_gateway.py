@@ -44,7 +44,15 @@ MODEL = "openai/gpt-4o-mini"
 def start_upstream(workdir: Path) -> tuple[subprocess.Popen, str]:
     port_file = workdir / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.openrouter", "--port", "0", "--port-file", str(port_file)],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.openrouter",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+        ],
         cwd=ROOT,
     )
     for _ in range(200):
@@ -66,7 +74,9 @@ def build_gateway(base_url: str, workdir: Path, redis_url: str | None) -> Gatewa
             default_model=MODEL,
             # Limits high enough never to bite, so their bookkeeping cost is measured.
             rate_limit=RateLimit(
-                requests_per_minute=1_000_000, tokens_per_minute=1_000_000_000, concurrent_requests=64
+                requests_per_minute=1_000_000,
+                tokens_per_minute=1_000_000_000,
+                concurrent_requests=64,
             ),
         ),
         actor="bench",
@@ -140,15 +150,21 @@ def main() -> None:
                 gw_ms += timed_calls(gateway_call, block)
             raw_med, gw_med = statistics.median(raw_ms), statistics.median(gw_ms)
             print(f"sequential, {len(raw_ms)} calls each (ms per call)")
-            print(f"  raw openai SDK   median {raw_med:.3f}  p90 {statistics.quantiles(raw_ms, n=10)[8]:.3f}")
-            print(f"  gateway (audit)  median {gw_med:.3f}  p90 {statistics.quantiles(gw_ms, n=10)[8]:.3f}")
+            print(
+                f"  raw openai SDK   median {raw_med:.3f}  p90 {statistics.quantiles(raw_ms, n=10)[8]:.3f}"
+            )
+            print(
+                f"  gateway (audit)  median {gw_med:.3f}  p90 {statistics.quantiles(gw_ms, n=10)[8]:.3f}"
+            )
             print(f"  overhead         median {gw_med - raw_med:+.3f} ms (budget ≤ 1 ms)")
 
             raw_rps = throughput(raw_call, args.threads, args.per_thread)
             gw_rps = throughput(gateway_call, args.threads, args.per_thread)
             print(f"throughput, {args.threads} threads × {args.per_thread} calls")
             print(f"  raw openai SDK   {raw_rps:8.1f} calls/s")
-            print(f"  gateway (audit)  {gw_rps:8.1f} calls/s  ratio {gw_rps / raw_rps:.2f} (budget ≥ 0.80)")
+            print(
+                f"  gateway (audit)  {gw_rps:8.1f} calls/s  ratio {gw_rps / raw_rps:.2f} (budget ≥ 0.80)"
+            )
             gateway.audit.flush(timeout=30)
             print(f"audit rows written: {gateway.audit.stats.written}")
             gateway.close()
