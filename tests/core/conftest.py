@@ -8,10 +8,13 @@ by model) in this test's database and returns a `Gateway` whose backoff waits go
 
 from __future__ import annotations
 
+import sys
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from gatehouse_core import Gateway, ProviderConfig, Registry
 from gatehouse_core.crypto import SecretBox
@@ -19,6 +22,36 @@ from gatehouse_core.db import make_engine
 from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter
 
 RAND = 0.5
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """This test's database, once on SQLite and once on PostgreSQL."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    """A unique Redis key prefix; its keys are deleted after the test."""
+    import redis
+
+    name = f"gatehouse-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{name}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def restore_stdin() -> Iterator[None]:
+    """CLI tests feed keys and passwords through sys.stdin (tests/core/cli.py)."""
+    saved = sys.stdin
+    yield
+    sys.stdin = saved
 
 
 @pytest.fixture

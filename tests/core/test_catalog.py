@@ -58,13 +58,6 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def fake() -> Iterator[FakeOpenRouter]:
     with FakeOpenRouter() as server:
         yield server

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 from cryptography.fernet import Fernet
 
 from gatehouse_core.cli import main
+from tests.core.cli import ok, run
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdefa1b2"
 HEAD = "0003_users"
@@ -22,34 +20,9 @@ HISTORY_KEYS = {"id", "created_at", "actor", "action", "target", "before", "afte
 
 
 @pytest.fixture(autouse=True)
-def cli_logging() -> Iterator[None]:
-    """The CLI binds its log handler to the stderr of its first run; give each test its own."""
-    yield
-    logger = logging.getLogger("gatehouse")
-    for handler in [h for h in logger.handlers if getattr(h, "_gatehouse", False)]:
-        logger.removeHandler(handler)
-
-
-@pytest.fixture(autouse=True)
-def actor(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def actor(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("LOGNAME", "alice")  # getpass.getuser() reads it first
-    saved = sys.stdin
-    yield "alice"
-    sys.stdin = saved
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None):
-    if stdin is not None:
-        sys.stdin = io.StringIO(stdin)
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None) -> str:
-    code, out, err = run(capsys, *argv, stdin=stdin)
-    assert code == 0, err
-    return out
+    return "alice"
 
 
 def add(capsys: pytest.CaptureFixture[str], name: str) -> None:

@@ -10,16 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gatehouse_core.cli import main
+from tests.core.cli import run
 from tests.fakes.openrouter import DEFAULT_KEY, Error, FakeOpenRouter, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

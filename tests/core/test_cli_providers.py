@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gatehouse_core.cli import main
+from tests.core.cli import ok, run
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdefa1b2"
 OTHER_KEY = "sk-or-v1-fedcba9876543210fedcba9876543210fedcba9876543210c3d4"
@@ -33,39 +31,9 @@ LIST_KEYS = {
 
 
 @pytest.fixture(autouse=True)
-def cli_logging() -> Iterator[None]:
-    """The CLI binds its log handler to the stderr of its first run; give each test its own."""
-    yield
-    logger = logging.getLogger("gatehouse")
-    for handler in [h for h in logger.handlers if getattr(h, "_gatehouse", False)]:
-        logger.removeHandler(handler)
-
-
-@pytest.fixture(autouse=True)
 def actor(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("LOGNAME", "alice")  # getpass.getuser() reads it first
     return "alice"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None):
-    if stdin is not None:
-        sys.stdin = io.StringIO(stdin)  # restored by the stdin fixture below
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(autouse=True)
-def restore_stdin() -> Iterator[None]:
-    saved = sys.stdin
-    yield
-    sys.stdin = saved
-
-
-def ok(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None) -> str:
-    code, out, err = run(capsys, *argv, stdin=stdin)
-    assert code == 0, err
-    return out
 
 
 def fails(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None) -> str:

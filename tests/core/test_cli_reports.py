@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from gatehouse_core.audit import normalize_row
-from gatehouse_core.cli import main
 from gatehouse_core.db import make_engine
 from gatehouse_core.reports import USAGE_KEYS
 from gatehouse_core.schema import LLMRequest
+from tests.core.cli import run
 
 T = LLMRequest.__table__
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,12 +55,6 @@ def engine() -> Engine:
     with engine.begin() as conn:
         conn.execute(insert(T), rows)
     return engine
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_requests_json_lists_rows_newest_first_keyed_by_column(engine, capsys) -> None:

@@ -24,14 +24,6 @@ Factory = Callable[..., Gateway]
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """This test's database (SQLite, then PostgreSQL), for the writer and for reading back."""
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def writer(engine: Engine, tmp_path: Path) -> AuditWriter:
     return AuditWriter(engine, spill_dir=tmp_path / "spill", flush_interval=0.05)
 

@@ -8,8 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -209,19 +208,6 @@ messages = [{"role": "user", "content": "Say hello to the gateway, please."}]
 print(json.dumps([gateway.chat(messages).provider for _ in range(spec["calls"])]))
 gateway.close()
 """
-
-
-@pytest.fixture
-def namespace(redis_url: str) -> Iterator[str]:
-    import redis
-
-    name = f"gatehouse-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def test_two_processes_share_one_request_budget_through_redis(

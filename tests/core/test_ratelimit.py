@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,20 +54,6 @@ class RecordingSleep:
 @pytest.fixture
 def fake() -> FakeTime:
     return FakeTime()
-
-
-@pytest.fixture
-def namespace(redis_url: str) -> Iterator[str]:
-    """A unique Redis key prefix; its keys are deleted after the test."""
-    import redis
-
-    name = f"gatehouse-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def take(limiter: RateLimiter, limit: RateLimit, n: int, tokens: int = 0) -> list[bool]:

@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from gatehouse_core.cli import main
 from gatehouse_core.crypto import SecretBox, generate_key
 from gatehouse_core.db import make_engine
 from gatehouse_core.registry import Registry
+from tests.core.cli import run
 
 KEY_A = "sk-or-v1-a7f3c9e1b5d24680a7f3c9e1b5d24680a7f3c9e1b5d24680a7f3a1b2"
 KEY_B = "sk-or-v1-0d9e8f7a6b5c4d3e0d9e8f7a6b5c4d3e0d9e8f7a6b5c4d3e0d9ec3d4"
 # What would betray a key besides the whole string: its distinctive body, without the ends.
 FRAGMENTS = (KEY_A, KEY_B, KEY_A[10:-6], KEY_B[10:-6])
-
-
-@pytest.fixture(autouse=True)
-def cli_logging() -> Iterator[None]:
-    """The CLI binds its log handler to the stderr of its first run; give each test its own."""
-    yield
-    logger = logging.getLogger("gatehouse")
-    for handler in [h for h in logger.handlers if getattr(h, "_gatehouse", False)]:
-        logger.removeHandler(handler)
-
-
-@pytest.fixture(autouse=True)
-def restore_stdin() -> Iterator[None]:
-    saved = sys.stdin
-    yield
-    sys.stdin = saved
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None):
-    if stdin is not None:
-        sys.stdin = io.StringIO(stdin)
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def ok(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None) -> str:
