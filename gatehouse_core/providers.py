@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 
 PROVIDER_TYPES = ("openrouter", "openai-compatible")
 SOURCES = ("database", "environment")
@@ -171,6 +171,35 @@ def _field_errors(p: ProviderConfig) -> dict[str, str]:
     if p.is_default and not p.enabled:
         errors["is_default"] = "a disabled provider cannot be the default; enable it first"
     return errors
+
+
+def parse_document(value: Any) -> list[ProviderConfig]:
+    """The providers of a stored `llm_providers` document, or ConfigError saying what is wrong.
+
+    The document is normally written only by the registry, but a hand-edited row must give
+    the operator a clear message rather than a crash deep inside the gateway.
+    """
+    items = value.get("providers") if isinstance(value, Mapping) else None
+    if not isinstance(items, list):
+        raise ConfigError(_malformed('it is not an object with a "providers" list'))
+    for index, item in enumerate(items):
+        config = item.get("config", {}) if isinstance(item, Mapping) else None
+        if not isinstance(config, Mapping) or not isinstance(item.get("name"), str):
+            raise ConfigError(
+                _malformed(f"providers[{index}] is not an object with a name and a config")
+            )
+        for part in ("rate_limit", "headers"):
+            if not isinstance(config.get(part) or {}, Mapping):
+                raise ConfigError(_malformed(f"providers[{index}].config.{part} is not an object"))
+    return [ProviderConfig.from_json(item) for item in items]
+
+
+def _malformed(detail: str) -> str:
+    return (
+        f"The stored provider configuration (system_settings key 'llm_providers') is malformed: "
+        f"{detail}. Repair or delete that row; `gatehouse history` shows the last change made "
+        "through GateHouse."
+    )
 
 
 def validate_set(providers: list[ProviderConfig]) -> None:

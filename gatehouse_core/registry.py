@@ -37,6 +37,7 @@ from .providers import (
     RATE_LIMIT_FIELDS,
     ProviderConfig,
     fallback_order,
+    parse_document,
     validate_set,
 )
 from .schema import ProviderSecret, SettingsAudit, SystemSetting, utcnow
@@ -463,8 +464,7 @@ class Registry:
     @staticmethod
     def _stored_configs(s: Session) -> list[ProviderConfig]:
         row = s.get(SystemSetting, PROVIDERS_KEY)
-        items = (row.value or {}).get("providers", []) if row else []
-        return [ProviderConfig.from_json(item) for item in items]
+        return parse_document(row.value) if row else []
 
     def _stored_version(self) -> str:
         with self._session() as s:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gatehouse_core.crypto import SecretBox, generate_key
 from gatehouse_core.db import make_engine
 from gatehouse_core.errors import (
+    ConfigError,
     GatehouseError,
     NotFound,
     ReadOnlyProvider,
@@ -490,3 +491,29 @@ def test_change_made_by_another_process_is_seen_without_rebuilding(
     assert changed.config.default_model == "openai/gpt-4o"
     assert changed.config.rate_limit.requests_per_minute == 99
     assert changed.api_key == KEY_B
+
+
+@pytest.mark.parametrize(
+    ("document", "detail"),
+    [
+        (["not", "an", "object"], 'not an object with a "providers" list'),
+        ({"providers": "openrouter"}, 'not an object with a "providers" list'),
+        ({"providers": [42]}, "providers[0] is not an object with a name and a config"),
+        (
+            {"providers": [{"name": "a", "config": {"rate_limit": [400]}}]},
+            "providers[0].config.rate_limit is not an object",
+        ),
+    ],
+)
+def test_a_hand_broken_document_gives_a_clear_error_not_a_crash(
+    sqlite_url: str, document: object, detail: str
+) -> None:
+    engine = make_engine(sqlite_url)
+    with Session(engine) as s, s.begin():
+        s.add(SystemSetting(key="llm_providers", value=document))
+    registry = Registry(engine, SecretBox.from_env(), ttl=0)
+    for read in (registry.providers, registry.snapshot):
+        with pytest.raises(ConfigError, match="llm_providers.*malformed") as caught:
+            read()
+        assert detail in str(caught.value)
+    engine.dispose()
