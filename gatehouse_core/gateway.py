@@ -98,6 +98,17 @@ class _Call:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     attempts: list[Attempt] = field(default_factory=list)
 
+    @classmethod
+    def create(cls, messages: Messages, **fields: Any) -> _Call:
+        """A call from `chat`/`stream` arguments, refusing what no provider could answer."""
+        if not messages:
+            raise InvalidRequest("messages is empty: send at least one message")
+        model = fields.get("model")
+        if model is not None and not is_valid_model_id(model):
+            raise InvalidRequest(model_id_error(model))
+        fields["source"] = fields.get("source") or "library"
+        return cls(messages=[dict(m) for m in messages], **fields)
+
     def estimated_tokens(self) -> int:
         chars = sum(len(str(m.get("content") or "")) for m in self.messages)
         return chars // 4 + (self.max_tokens or 0)
@@ -227,17 +238,17 @@ class Gateway:
         **openai_kwargs: Any,
     ) -> ChatResult:
         """Send a chat completion with fallback and retries; raises a GatewayError on failure."""
-        call = self._new_call(
+        call = _Call.create(
             messages,
-            model,
-            provider,
-            max_tokens,
-            temperature,
-            workflow_id,
-            trace_id,
-            source,
-            actor,
-            openai_kwargs,
+            model=model,
+            provider=provider,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            workflow_id=workflow_id,
+            trace_id=trace_id,
+            source=source,
+            actor=actor,
+            kwargs=openai_kwargs,
         )
         gen = self._run(call, stream=False)
         try:
@@ -261,17 +272,17 @@ class Gateway:
         **openai_kwargs: Any,
     ) -> ChatStream:
         """Stream text deltas; fallback and retries happen until the first token arrives."""
-        call = self._new_call(
+        call = _Call.create(
             messages,
-            model,
-            provider,
-            max_tokens,
-            temperature,
-            workflow_id,
-            trace_id,
-            source,
-            actor,
-            openai_kwargs,
+            model=model,
+            provider=provider,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            workflow_id=workflow_id,
+            trace_id=trace_id,
+            source=source,
+            actor=actor,
+            kwargs=openai_kwargs,
         )
         return ChatStream(self._run(call, stream=True))
 
@@ -295,36 +306,6 @@ class Gateway:
             self._clients.clear()
 
     # ---- the attempt loop ------------------------------------------------------------------
-
-    def _new_call(
-        self,
-        messages: Messages,
-        model: str | None,
-        provider: str | None,
-        max_tokens: int | None,
-        temperature: float | None,
-        workflow_id: str | None,
-        trace_id: str | None,
-        source: str | None,
-        actor: str | None,
-        kwargs: dict[str, Any],
-    ) -> _Call:
-        if not messages:
-            raise InvalidRequest("messages is empty: send at least one message")
-        if model is not None and not is_valid_model_id(model):
-            raise InvalidRequest(model_id_error(model))
-        return _Call(
-            messages=[dict(m) for m in messages],
-            model=model,
-            provider=provider,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            workflow_id=workflow_id,
-            trace_id=trace_id,
-            source=source or "library",
-            actor=actor,
-            kwargs=kwargs,
-        )
 
     def _run(self, call: _Call, *, stream: bool) -> Generator[str, None, ChatResult]:
         started = self._clock()
