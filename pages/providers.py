@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from gatehouse_core.registry import ProviderView
+from gatehouse_core.registry import ProviderView, undecryptable_message
 from gatehouse_core.ui import flash, forms, guard, state
 from gatehouse_core.ui import providers as ui
 from gatehouse_core.ui.errors import message_for, shown
@@ -202,6 +202,9 @@ flash.show()
 
 with shown():
     views = registry.providers()
+    locked = [v.name for v in views if v.key_status == "undecryptable"]
+    if locked:
+        st.warning(undecryptable_message(locked), icon=":material/key_off:")
     if views:
         st.dataframe(
             ui.table_rows(views, gateway_health()),
