@@ -37,7 +37,16 @@ def settings_panel(providers: list[str], labels: dict[str, str]) -> pg.CallSetti
         )
         system = st.text_area("System prompt", key="pg_system", height=80)
         left, right = st.columns(2)
-        temperature = left.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key="pg_temperature")
+        # Empty = not sent, so each model keeps its own default (e.g. 0.3 for Mistral 7B).
+        temperature = left.number_input(
+            "Temperature",
+            min_value=0.0,
+            max_value=2.0,
+            value=None,
+            step=0.1,
+            key="pg_temperature",
+            placeholder="model default",
+        )
         max_tokens = right.number_input(
             "Max tokens",
             min_value=1,

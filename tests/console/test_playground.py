@@ -62,12 +62,19 @@ def test_conversation_is_kept_and_reset_clears_it(
     assert len(at.chat_message) == 0
 
 
+def test_temperature_is_left_to_the_model_unless_set(
+    playground: AppTest, fake_openrouter: FakeOpenRouter
+) -> None:
+    ask(playground, "Hello")
+    assert "temperature" not in fake_openrouter.chat_requests[-1].body
+
+
 def test_settings_reach_the_upstream(playground: AppTest, fake_openrouter: FakeOpenRouter) -> None:
     at = playground
     at.selectbox(key="pg_model").set_value("anthropic/claude-sonnet-4")
     at.selectbox(key="pg_provider").set_value("fake")
     at.text_area(key="pg_system").set_value("Answer in French.")
-    at.slider(key="pg_temperature").set_value(0.2)
+    at.number_input(key="pg_temperature").set_value(0.2)
     at.number_input(key="pg_max_tokens").set_value(300)
     at = ask(at, "Bonjour")
     body = fake_openrouter.chat_requests[-1].body
