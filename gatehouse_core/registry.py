@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import settings
-from .crypto import SecretBox, mask
+from .crypto import SecretBox, key_prefix, mask
 from .db import make_engine, transaction, unreachable
 from .errors import (
     DatabaseUnavailable,
@@ -199,6 +199,11 @@ class Registry:
             if view.name == name:
                 return view
         raise NotFound(f"No provider named {name!r}; `gatehouse providers list` shows them")
+
+    def next_priority(self) -> int:
+        """The priority that puts a new provider last in the fallback order."""
+        stored = [v.config.priority for v in self.providers() if not v.config.read_only]
+        return max(stored, default=0) + 1
 
     def document(self) -> dict[str, Any]:
         """The stored `llm_providers` JSON as it is in the database."""
@@ -533,8 +538,7 @@ class Registry:
         key = settings.get("CODEGEN_API_KEY", self._env)
         if not key:
             return None
-        sealed_prefix = next((p for p in ("sk-or-", "sk-") if key.startswith(p)), "")
-        return KeyInfo(sealed_prefix, key[-4:], "environment", None, None, True)
+        return KeyInfo(key_prefix(key), key[-4:], "environment", None, None, True)
 
 
 class _ReadSession:

@@ -40,7 +40,7 @@ def add_provider() -> None:
         forms.set_errors(ADD, errors)
         return
     forms.clear_errors(ADD)
-    ui.reset_add_state(ADD, next_priority())
+    ui.reset_add_state(ADD, registry.next_priority())
     ss[SELECT] = name
     flash.push("success", f"Added provider {name}" + (" with its API key." if api_key else "."))
     warn_unknown_model(changes["default_model"])
@@ -177,13 +177,8 @@ def edit_form(view: ProviderView) -> None:
             )
 
 
-def next_priority() -> int:
-    stored = [v.config.priority for v in registry.providers() if not v.config.read_only]
-    return max(stored, default=0) + 1
-
-
 def add_form(views: list[ProviderView]) -> None:
-    ui.init_add_state(ADD, next_priority())
+    ui.init_add_state(ADD, registry.next_priority())
     with st.expander("New provider", expanded=not views or bool(forms.errors(ADD))):
         forms.leftover_errors(ADD, set(ui.FIELDS))
         with st.form("provider_add_form"):

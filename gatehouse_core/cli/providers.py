@@ -179,11 +179,7 @@ def show_provider(args: argparse.Namespace, ctx: Context) -> int:
 
 def add_provider(args: argparse.Namespace, ctx: Context) -> int:
     api_key = read_api_key(args.api_key_env, args.api_key_stdin)
-    existing = ctx.registry.providers()
-    priority = args.priority
-    if priority is None:
-        stored = [v.config.priority for v in existing if v.config.source == "database"]
-        priority = max(stored, default=0) + 1
+    priority = ctx.registry.next_priority() if args.priority is None else args.priority
     config = ProviderConfig(
         name=args.name,
         base_url=args.base_url,

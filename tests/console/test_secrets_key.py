@@ -16,14 +16,22 @@ def page_text(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_key_that_cannot_decrypt_names_the_provider_and_the_fix(
+@pytest.fixture
+def admin_after_key_swap(
     app_as: Callable[[str], AppTest],
     fake_provider: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> AppTest:
+    """An admin's app after `primary`'s key was stored under a secrets key no longer set."""
     fake_provider("primary")
     monkeypatch.setenv("GATEHOUSE_SECRETS_KEY", Fernet.generate_key().decode())
-    at = app_as("admin")
+    return app_as("admin")
+
+
+def test_key_that_cannot_decrypt_names_the_provider_and_the_fix(
+    admin_after_key_swap: AppTest,
+) -> None:
+    at = admin_after_key_swap
     at.switch_page("pages/providers.py").run()
     assert not at.exception
     text = page_text(at)
@@ -45,13 +53,9 @@ def test_malformed_secrets_key_is_an_error_message_not_a_traceback(
 
 
 def test_playground_call_with_an_undecryptable_key_says_how_to_fix_it(
-    app_as: Callable[[str], AppTest],
-    fake_provider: Callable[..., str],
-    monkeypatch: pytest.MonkeyPatch,
+    admin_after_key_swap: AppTest,
 ) -> None:
-    fake_provider("primary")
-    monkeypatch.setenv("GATEHOUSE_SECRETS_KEY", Fernet.generate_key().decode())
-    at = app_as("admin")
+    at = admin_after_key_swap
     at.switch_page("pages/playground.py").run()
     at = at.chat_input(key="pg_input").set_value("Hello").run()
     assert not at.exception
