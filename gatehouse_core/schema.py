@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from .spend.buckets import LATENCY_COLUMNS, TTFT_COLUMNS
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -134,6 +136,62 @@ class LLMRequest(Base):
     trace_id: Mapped[str | None] = mapped_column(String(200))
     source: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(200))
+    # True on the one row per call whose outcome the caller saw (the last attempt); None on
+    # rows written before 0005. Calls are counted on these rows, attempts on all rows.
+    final_attempt: Mapped[bool | None] = mapped_column(Boolean)
+    # On the final row: the call was answered (or failed) by a provider other than the first tried.
+    fallback: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class UsageHourly(Base):
+    """Hourly rollup of `llm_requests`, maintained by the audit writer in each batch's transaction.
+
+    One row per UTC hour × provider × requested model × source × actor × status; a missing
+    source or actor is stored as '' so the unique key holds on every database. `calls` counts
+    final attempts, `attempts` every row; latency/TTFT histograms use `spend/buckets.py`.
+    """
+
+    __tablename__ = "llm_usage_hourly"
+    __table_args__ = (
+        Index(
+            "uq_llm_usage_hourly_bucket",
+            "bucket_start",
+            "provider",
+            "model",
+            "source",
+            "actor",
+            "status",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bucket_start: Mapped[datetime]
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32), default="")
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    fallback_calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Money, default=0)
+    cost_reported_usd: Mapped[float] = mapped_column(Money, default=0)
+    cost_estimated_usd: Mapped[float] = mapped_column(Money, default=0)
+    latency_ms_sum: Mapped[float] = mapped_column(default=0.0)
+    latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    ttft_ms_sum: Mapped[float] = mapped_column(default=0.0)
+    ttft_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# The histogram columns, one per bucket of spend/buckets.py (kept out of the class body so the
+# bound list stays the one place that says how many there are).
+for _column in (*LATENCY_COLUMNS, *TTFT_COLUMNS):
+    setattr(UsageHourly, _column, mapped_column(_column, BigInteger, default=0, nullable=False))
 
 
 class CatalogModel(Base):

@@ -1,18 +1,67 @@
-"""Hourly spend rollups and the final-attempt mark (filled in by the cost-review work).
+"""Hourly spend rollups (`llm_usage_hourly`) and the final-attempt mark on `llm_requests`.
 
 Revision ID: 0005_spend
 Revises: 0004_sessions
 """
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0005_spend"
 down_revision = "0004_sessions"
 branch_labels = None
 depends_on = None
 
+TS = sa.DateTime(timezone=True)
+BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+MONEY = sa.Numeric(20, 10)
+# Frozen copy of spend/buckets.py's column names at this revision (16 buckets each).
+HISTOGRAM = [f"latency_h{i:02d}" for i in range(16)] + [f"ttft_h{i:02d}" for i in range(16)]
+
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("llm_requests") as batch:
+        batch.add_column(sa.Column("final_attempt", sa.Boolean(), nullable=True))
+        batch.add_column(sa.Column("fallback", sa.Boolean(), nullable=True))
+    counters = [
+        "calls",
+        "attempts",
+        "fallback_calls",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+    ]
+    op.create_table(
+        "llm_usage_hourly",
+        sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+        sa.Column("bucket_start", TS, nullable=False),
+        sa.Column("provider", sa.String(64), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("source", sa.String(32), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        *(sa.Column(name, sa.BigInteger(), nullable=False) for name in counters),
+        sa.Column("cost_usd", MONEY, nullable=False),
+        sa.Column("cost_reported_usd", MONEY, nullable=False),
+        sa.Column("cost_estimated_usd", MONEY, nullable=False),
+        sa.Column("latency_ms_sum", sa.Double(), nullable=False),
+        sa.Column("latency_count", sa.BigInteger(), nullable=False),
+        sa.Column("ttft_ms_sum", sa.Double(), nullable=False),
+        sa.Column("ttft_count", sa.BigInteger(), nullable=False),
+        *(sa.Column(name, sa.BigInteger(), nullable=False) for name in HISTOGRAM),
+    )
+    op.create_index(
+        "uq_llm_usage_hourly_bucket",
+        "llm_usage_hourly",
+        ["bucket_start", "provider", "model", "source", "actor", "status"],
+        unique=True,
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("uq_llm_usage_hourly_bucket", table_name="llm_usage_hourly")
+    op.drop_table("llm_usage_hourly")
+    with op.batch_alter_table("llm_requests") as batch:
+        batch.drop_column("fallback")
+        batch.drop_column("final_attempt")
