@@ -4,19 +4,25 @@ The gateway hands each attempt's row (a dict keyed by `LLMRequest` column names,
 `id`) to `AuditWriter.submit`, which only appends to an in-memory queue. A daemon thread
 writes the queue in batches (one INSERT executemany per batch, one transaction each).
 
-While the database is unreachable the rows stay in memory, at most `max_buffer` of them;
-older rows beyond that are appended to a JSONL spill file `<spill_dir>/<pid>-<n>.jsonl`
-(datetimes as ISO strings). The thread retries every `retry_interval`; once the database
-answers it writes the buffer and re-imports its own spill files. At process exit (atexit)
-everything pending is written, or spilled if the database is still down.
+While the database is unreachable the thread writes ahead: every cycle (`flush_interval`) it
+appends the rows that arrived to a JSONL spill file `<spill_dir>/<pid>-<n>.jsonl` (datetimes
+as ISO strings), so a SIGKILL during an outage loses at most one cycle's rows. If the thread
+itself hangs in a database call, `submit` spills once more than `2 * max_buffer` rows wait.
+The thread retries every `retry_interval`; once the database answers it writes the buffer and
+re-imports its own spill files. At process exit (atexit) and on SIGTERM (`lifecycle.py`)
+everything pending is written, or spilled if the database is still down; after `fork` the
+child gets a writer state of its own.
 `gatehouse audit flush` (`import_spilled`) imports spill files left by any process.
 
 No duplicates: a row's identity is `(request_id, attempt)`. Whenever a row might already be
 in the table (a batch whose commit failed ambiguously, any spilled row), the insert skips
 keys that exist. Spill files are claimed with `flock`, so a writer and any number of
-`audit flush` runs can work on one folder at once. Rows the database refuses as bad data
-are set aside in `<spill_dir>/rejected/<pid>.jsonl` with a logged error, never retried
-forever. POSIX only (flock).
+`audit flush` runs can work on one folder at once.
+
+A bad row is not an outage: `normalize_row` makes every text column storable, and a row that
+fails for anything but a connection-level error (`is_outage`) is set aside in
+`<spill_dir>/rejected/<pid>.jsonl` with its reason and a logged error, never retried forever,
+while the other rows are written. POSIX only (flock).
 
 The read queries (`recent_requests`, `usage_summary`, `parse_since`) live in `reports.py`
 and are re-exported here.
@@ -49,7 +55,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from . import settings
+from . import lifecycle, settings
 from .db import unreachable
 from .reports import parse_since, recent_requests, usage_summary
 from .schema import LLMRequest
@@ -381,6 +387,7 @@ class AuditWriter:
         batch_size: int = 500,
         flush_interval: float = 0.2,
         retry_interval: float = 2.0,
+        flush_on_sigterm: bool = True,
     ):
         self.engine = engine
         self.spill_dir = Path(spill_dir)
@@ -388,6 +395,13 @@ class AuditWriter:
         self._batch_size = max(1, batch_size)
         self._flush_interval = flush_interval
         self._retry_interval = retry_interval
+        self._stopping = self._closed = False
+        self._fresh_state()
+        atexit.register(self.close)
+        lifecycle.register(self, sigterm=flush_on_sigterm)
+
+    def _fresh_state(self) -> None:
+        """Queue, buffer, lock, counters and a running thread: at start and in a forked child."""
         self._queue: deque[Any] = deque()  # rows from submit(), and flush markers (Events)
         self._buffer: list[dict[str, Any]] = []  # normalized rows the thread owns
         self._lock = threading.Lock()  # buffer, queue pops, spill file, counters
@@ -400,10 +414,18 @@ class AuditWriter:
         self._down = False
         self._uncertain = False  # the next batch may already be committed (ambiguous failure)
         self._retry_at = 0.0
-        self._stopping = self._closed = self._spill_failing = False
+        self._spill_failing = False
         self._thread = threading.Thread(target=self._run, name="gatehouse-audit", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
+        if not self._closed:
+            self._thread.start()
+
+    def _after_fork(self) -> None:
+        """In a forked child (lifecycle.py): the parent's thread does not exist here, its
+        queued rows and spill files are the parent's to write, its lock may be held, and its
+        pooled connections must not be shared. Start over, and never write the parent's rows."""
+        with suppress(Exception):
+            self.engine.dispose(close=False)
+        self._fresh_state()
 
     # ---- public ----------------------------------------------------------------------
 
@@ -438,6 +460,7 @@ class AuditWriter:
             return
         try:
             atexit.unregister(self.close)
+            lifecycle.unregister(self)
             done = self.flush(timeout)
             self._closed = self._stopping = True
             self._wake.set()
@@ -463,10 +486,11 @@ class AuditWriter:
 
     def _run(self) -> None:
         while not self._stopping:
+            # During an outage too: every cycle spills what arrived (write-ahead), and the
+            # database is retried once `retry_at` comes.
+            timeout = self._flush_interval
             if self._down:
-                timeout = max(0.0, self._retry_at - time.monotonic())
-            else:
-                timeout = self._flush_interval
+                timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
             self._wake.wait(timeout)
             self._wake.clear()
             try:
@@ -488,7 +512,8 @@ class AuditWriter:
             except Exception as exc:
                 self._failed(exc)
         if self._down:
-            self._spill_buffer(keep=0 if forced else self._max_buffer)
+            # Write ahead: a SIGKILL during an outage loses at most this cycle's rows.
+            self._spill_buffer(keep=0)
         for marker in markers:
             marker.set()
 
@@ -549,10 +574,9 @@ class AuditWriter:
         if not self._down:
             self._down = True
             log.warning(
-                "audit database unreachable (%s); keeping up to %d rows in memory, "
-                "spilling the rest to %s, retrying every %.1fs",
+                "audit database unreachable (%s); spilling rows to %s as they arrive, "
+                "retrying every %.1fs",
                 reason,
-                self._max_buffer,
                 self.spill_dir,
                 self._retry_interval,
                 extra={"fields": {"error": reason, "spill_dir": str(self.spill_dir)}},
