@@ -64,8 +64,10 @@ from .telemetry import scrub
 __all__ = [
     "AuditStats",
     "AuditWriter",
+    "clean_text",
     "default_spill_dir",
     "import_spilled",
+    "is_outage",
     "normalize_row",
     "parse_since",
     "recent_requests",

@@ -202,6 +202,23 @@ def test_sigterm_during_an_outage_spills_and_audit_flush_imports_each_row_once(
 
 
 @pytest.mark.timeout(90)
+def test_sigterm_while_the_database_never_answers_spills_within_the_bound(
+    pg_proxy, postgres_url: str, spill_dir: Path
+) -> None:
+    proxy, url = pg_proxy
+    proxy.blackhole()  # the writer's connect hangs: close() must give up and spill
+    child = start_child(url, spill_dir, 30, "idle")
+    returncode, _, err = stop(child, signal.SIGTERM)
+    assert returncode == -signal.SIGTERM, err
+    assert sorted(r["request_id"] for r in spill_lines(spill_dir)) == sorted(
+        f"row-{n}" for n in range(30)
+    )
+
+    proxy.restore()
+    assert "Imported 30 " in audit_flush(postgres_url)
+
+
+@pytest.mark.timeout(90)
 def test_sigterm_flushes_then_calls_the_applications_own_handler(
     sqlite_url: str, spill_dir: Path
 ) -> None:
