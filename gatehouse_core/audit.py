@@ -104,7 +104,8 @@ def default_spill_dir(env: Any = None) -> Path:
 
 @dataclass(frozen=True)
 class AuditStats:
-    """`written`: rows inserted by this writer; `pending`: rows in memory; `spilled`: rows in
+    """`written`: rows this writer saw committed (a batch whose commit was cut off and then
+    found already present is not counted again); `pending`: rows in memory; `spilled`: rows in
     this writer's spill files not yet re-imported; `rejected`: rows set aside as bad data;
     `last_error`: the current outage's error, None while the database accepts rows."""
 
