@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ from gatehouse_core.api.health import head_revision, readiness
 from gatehouse_core.api.server import mounted
 from gatehouse_core.db import make_engine
 from tests.api.conftest import Api, serve
+from tests.fakes.openrouter import Reply
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -185,3 +188,47 @@ def test_an_unexpected_error_is_500_without_traceback_or_key(api: Api) -> None:
     assert (error["type"], error["code"]) == ("server_error", "internal_error")
     assert "RuntimeError" in error["message"]
     assert "leakedkey" not in answer.text and "Traceback" not in answer.text
+
+
+def test_the_event_loop_serves_others_while_a_call_waits_upstream(api: Api) -> None:
+    api.fake.enqueue(Reply(delay=5))
+    done: list[int] = []
+
+    def slow_call() -> None:
+        with api.client("operator") as client:
+            done.append(client.post("/api/v1/chat", json={"message": "hi"}).status_code)
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    for _ in range(500):  # bounded: until the call is at the upstream
+        if api.fake.chat_requests:
+            break
+        time.sleep(0.01)
+    with api.client("viewer") as client:
+        health = client.get("/api/healthz")
+        models = client.get("/api/v1/models")
+    assert (health.status_code, models.status_code) == (200, 200)
+    assert done == []  # answered while the gateway call was still waiting upstream
+    caller.join(30)
+    assert done == [200]
+
+
+def test_a_client_leaving_a_stream_cancels_it_and_audits_the_attempt(api: Api) -> None:
+    api.fake.enqueue(Reply(text=" ".join(["word"] * 40), chunk_delay=0.05))
+    with (
+        api.client("operator") as client,
+        client.stream(
+            "POST", "/api/v1/chat/completions", json={"messages": HELLO, "stream": True}
+        ) as answer,
+    ):
+        assert answer.status_code == 200
+        next(answer.iter_lines())  # the first event, then hang up
+    rows: list[Any] = []
+    for _ in range(200):  # bounded: the pool thread notices at the next delta
+        rows = api.audit_rows()
+        if rows:
+            break
+        time.sleep(0.05)
+    assert [(r.status, r.error_type, r.actor) for r in rows] == [
+        ("incomplete", "cancelled", "token:operator")
+    ]
