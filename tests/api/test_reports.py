@@ -24,6 +24,15 @@ def _calls(api: Api, n: int) -> None:
 
 
 def test_requests_pages_with_a_keyset_cursor_without_gaps_or_repeats(api: Api) -> None:
+    _page_through(api)
+
+
+def test_the_keyset_cursor_works_on_postgres(postgres_url: str, api: Api) -> None:
+    assert api.engine.dialect.name == "postgresql"
+    _page_through(api)
+
+
+def _page_through(api: Api) -> None:
     _calls(api, 5)
     seen: list[int] = []
     cursor = None
