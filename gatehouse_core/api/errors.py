@@ -61,22 +61,6 @@ ERROR_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
 )
 
 
-class ApiError(Exception):
-    """An error the API raises itself (not from the core), already in its final shape."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        code: str,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status, self.type, self.code, self.headers = status, type, code, headers or {}
-
-
 def error_body(message: str, type: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"message": scrub(message), "type": type, "code": code, **extra}}
 
@@ -98,8 +82,6 @@ def describe(
     exc: Exception, *, retry_after: float = 1.0
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, body, headers) for any exception; used for plain answers and SSE error events."""
-    if isinstance(exc, ApiError):
-        return exc.status, error_body(str(exc), exc.type, exc.code), exc.headers
     match = next((row for row in ERROR_TABLE if isinstance(exc, row[0])), None)
     if match is None:
         log.error("unexpected error in the HTTP API", exc_info=exc)
@@ -124,8 +106,10 @@ def describe(
             headers[REQUEST_ID_HEADER] = exc.request_id
         if exc.attempts:
             headers[PROVIDER_HEADER] = exc.attempts[-1].provider
-        if isinstance(exc, AllProvidersFailed) and not any(a.http_status for a in exc.attempts):
-            status = 503  # nothing reached an upstream: no provider, keys missing, all limited
+        if isinstance(exc, AllProvidersFailed) and all(
+            a.status == "rejected" for a in exc.attempts
+        ):
+            status = 503  # nothing was sent upstream: no provider, no keys, no rate-limit slot
     if isinstance(exc, TokenRateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, RateLimited):
@@ -167,7 +151,6 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(Exception, on_error)
     app.add_exception_handler(GatehouseError, on_error)
-    app.add_exception_handler(ApiError, on_error)
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
 

@@ -86,18 +86,25 @@ def _changes(body: ProviderBody | ProviderPatch) -> dict[str, Any]:
     return changes
 
 
+def _update(
+    registry: Registry, name: str, body: ProviderBody | ProviderPatch, actor: str
+) -> dict[str, Any]:
+    """Change only what the body gives; a body with just `api_key` replaces the key."""
+    changes, api_key = _changes(body), body.config.api_key
+    if changes:
+        registry.update(name, actor=actor, api_key=api_key, **changes)
+    elif api_key is not None:
+        registry.set_key(name, api_key, actor=actor)
+    else:
+        raise ConfigError("nothing to update: give at least one field or config.api_key")
+    return registry.get(name).to_json()
+
+
 def _upsert(registry: Registry, body: ProviderBody, actor: str) -> tuple[dict[str, Any], bool]:
     stored = {v.name for v in registry.providers() if not v.config.read_only}
     api_key = body.config.api_key
     if body.name in stored:
-        changes = _changes(body)
-        if not changes and api_key is None:
-            raise ConfigError("nothing to update: the body changes no field and sets no api_key")
-        if changes:
-            registry.update(body.name, actor=actor, api_key=api_key, **changes)
-        else:
-            registry.set_key(body.name, api_key, actor=actor)  # type: ignore[arg-type]
-        return registry.get(body.name).to_json(), False
+        return _update(registry, body.name, body, actor), False
     limit = body.config.rate_limit
     config = ProviderConfig(
         name=body.name,
@@ -145,18 +152,7 @@ async def patch_provider(
     name: str, body: ProviderPatch, request: Request, token: AdminToken
 ) -> dict[str, Any]:
     state = get_state(request)
-
-    def apply() -> dict[str, Any]:
-        changes = _changes(body)
-        if not changes and body.config.api_key is None:
-            raise ConfigError("nothing to update: give at least one field or an api_key")
-        if changes:
-            state.registry.update(name, actor=token.actor, api_key=body.config.api_key, **changes)
-        else:
-            state.registry.set_key(name, body.config.api_key or "", actor=token.actor)
-        return state.registry.get(name).to_json()
-
-    return await state.run(apply)
+    return await state.run(_update, state.registry, name, body, token.actor)
 
 
 @router.delete("/{name}", summary="Delete a provider and its stored key")

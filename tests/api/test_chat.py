@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from gatehouse_core import ProviderConfig
 from tests.api.conftest import Api
-from tests.fakes.openrouter import DEFAULT_REPLY_TEXT, Error
+from tests.fakes.openrouter import DEFAULT_REPLY_TEXT, Drop, Error
 
 # The seed's second curl example, verbatim:
 #   curl -X POST http://localhost:8501/api/v1/chat \
@@ -86,3 +87,26 @@ def test_no_provider_at_all_is_503(api: Api) -> None:
         answer = client.post("/api/v1/chat", json={"message": "Hi"})
     assert answer.status_code == 503
     assert "No LLM provider is configured" in answer.json()["error"]["message"]
+
+
+def test_providers_that_drop_the_connection_are_502_not_503(api: Api) -> None:
+    # No HTTP status from any upstream, but calls were sent: the upstreams failed (502), the
+    # service itself is not unavailable.
+    api.fake.always(Drop())
+    with api.client("operator") as client:
+        answer = client.post("/api/v1/chat", json={"message": "Hi"})
+    assert answer.status_code == 502
+    assert {a["status"] for a in answer.json()["error"]["attempts"]} == {"error"}
+
+
+def test_providers_without_keys_are_503(api: Api) -> None:
+    api.registry.add(
+        ProviderConfig(name="keyless", base_url=api.fake.base_url, default_model="test/k"),
+        actor="test",
+    )
+    for name in ("primary", "backup"):
+        api.registry.set_enabled(name, False, actor="test")
+    with api.client("operator") as client:
+        answer = client.post("/api/v1/chat", json={"message": "Hi"})
+    assert answer.status_code == 503
+    assert "set-key keyless" in answer.json()["error"]["message"]

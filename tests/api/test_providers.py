@@ -148,3 +148,10 @@ def test_test_endpoint_checks_models_and_key(api: Api) -> None:
         report = client.post("/api/v1/settings/providers/primary/test").json()
     assert report["ok"] is True and report["reachable"] is True and report["key_valid"] is True
     assert DEFAULT_KEY not in str(report)
+
+
+def test_patch_without_changes_is_400(api: Api) -> None:
+    with api.client("admin") as client:
+        answer = client.patch("/api/v1/settings/providers/backup", json={})
+    assert answer.status_code == 400
+    assert "nothing to update" in answer.json()["error"]["message"]
