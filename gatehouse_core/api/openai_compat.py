@@ -167,7 +167,11 @@ async def _stream(
             put(("error", exc))
 
     state.pool.submit(produce)
-    first = await queue.get()
+    try:
+        first = await queue.get()
+    except BaseException:  # timed out or cancelled before the first token: stop reading
+        cancelled.set()
+        raise
     if first[0] == "error":
         raise first[1]
     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -38,3 +39,17 @@ def test_a_stream_past_the_deadline_ends_with_an_error_event(api: Api) -> None:
     ]
     assert events[-1] == "[DONE]"
     assert json.loads(events[-2])["error"]["code"] == "timeout"
+
+
+def test_a_stream_timed_out_before_its_first_token_is_504_and_stops_reading(api: Api) -> None:
+    api.fake.enqueue(Reply(text=" ".join(["word"] * 30), delay=2, chunk_delay=0.05))
+    with api.client("operator") as client:
+        answer = client.post("/api/v1/chat/completions", json={"messages": HELLO, "stream": True})
+    assert answer.status_code == 504
+    rows = []
+    for _ in range(100):  # bounded: the reader notices at the first delta (after ~2 s)
+        rows = api.audit_rows()
+        if rows:
+            break
+        time.sleep(0.1)
+    assert [(r.status, r.error_type) for r in rows] == [("incomplete", "cancelled")]
