@@ -16,18 +16,15 @@ SELECT_PROVIDER_HEADER = "X-GateHouse-Provider"  # on a request: the provider to
 SOURCE = "api"
 
 
-async def admit(state: ApiState, token: TokenInfo, model: str | None, provider: str | None) -> None:
+def admit(state: ApiState, token: TokenInfo, model: str | None, provider: str | None) -> None:
     """The token's limits, in the order that wastes nothing: model (403), budget (402), and
-    only then a requests-per-minute slot (429), so a refused call does not use up the rate."""
-
-    def check() -> None:
-        chosen = model or state.default_model(provider)
-        if chosen is not None:
-            state.limits.check_model(token, chosen)
-        state.limits.check_budget(token)
-        state.limits.take_rpm(token)
-
-    await state.run(check)
+    only then a requests-per-minute slot (429), so a refused call does not use up the rate.
+    Blocking: call it in the pool, in the same hop as the gateway call it guards."""
+    chosen = model or state.default_model(provider)
+    if chosen is not None:
+        state.limits.check_model(token, chosen)
+    state.limits.check_budget(token)
+    state.limits.take_rpm(token)
 
 
 def audit_fields(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..results import ChatResult
 from .calls import admit, answer_headers, audit_fields
 from .deps import ChatToken
 from .state import get_state
@@ -28,16 +29,20 @@ class ChatBody(BaseModel):
 @router.post("/chat", summary="Send one message through the gateway; answers the ChatResult")
 async def chat(body: ChatBody, request: Request, token: ChatToken) -> JSONResponse:
     state = get_state(request)
-    await admit(state, token, body.model, body.provider)
     messages = [{"role": "system", "content": body.system}] if body.system else []
     messages.append({"role": "user", "content": body.message})
-    result = await state.run(
-        state.gateway.chat,
-        messages,
-        model=body.model,
-        provider=body.provider,
-        max_tokens=body.max_tokens,
-        temperature=body.temperature,
-        **audit_fields(request, token, body.workflow_id, body.trace_id),
-    )
+    options = audit_fields(request, token, body.workflow_id, body.trace_id)
+
+    def call() -> ChatResult:  # one pool hop for the limits and the call
+        admit(state, token, body.model, body.provider)
+        return state.gateway.chat(
+            messages,
+            model=body.model,
+            provider=body.provider,
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            **options,
+        )
+
+    result = await state.run(call)
     return JSONResponse(result.to_json(), headers=answer_headers(result))

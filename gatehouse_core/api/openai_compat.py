@@ -31,6 +31,7 @@ from openai.resources.chat.completions import Completions
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..results import ChatResult
+from ..tokens import TokenInfo
 from .calls import SELECT_PROVIDER_HEADER, admit, answer_headers, audit_fields
 from .deps import ChatToken, ModelsToken
 from .errors import describe
@@ -121,7 +122,6 @@ def _sse(payload: dict[str, Any]) -> bytes:
 async def chat_completions(body: CompletionBody, request: Request, token: ChatToken) -> Any:
     state = get_state(request)
     provider = request.headers.get(SELECT_PROVIDER_HEADER) or None
-    await admit(state, token, body.model, provider)
     options: dict[str, Any] = {
         "model": body.model,
         "provider": provider,
@@ -131,13 +131,22 @@ async def chat_completions(body: CompletionBody, request: Request, token: ChatTo
         **split_extras(dict(body.model_extra or {})),
     }
     if not body.stream:
-        result = await state.run(state.gateway.chat, body.messages, **options)
+
+        def call() -> ChatResult:  # one pool hop for the limits and the call
+            admit(state, token, body.model, provider)
+            return state.gateway.chat(body.messages, **options)
+
+        result = await state.run(call)
         return JSONResponse(completion_json(result), headers=answer_headers(result))
-    return await _stream(state, body, options, provider)
+    return await _stream(state, token, body, options, provider)
 
 
 async def _stream(
-    state: ApiState, body: CompletionBody, options: dict[str, Any], provider: str | None
+    state: ApiState,
+    token: TokenInfo,
+    body: CompletionBody,
+    options: dict[str, Any],
+    provider: str | None,
 ) -> StreamingResponse:
     """Bridge the gateway's synchronous stream to SSE: one pool thread reads it and hands each
     delta to the event loop; the answer starts only with the first delta, so a failure before
@@ -145,7 +154,15 @@ async def _stream(
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
-    stream = await state.run(state.gateway.stream, body.messages, **options)
+
+    def open_stream() -> tuple[Any, str]:
+        admit(state, token, body.model, provider)
+        # Chunks before the end carry this model: the one actually used is known at the end.
+        return state.gateway.stream(body.messages, **options), (
+            body.model or state.default_model(provider) or ""
+        )
+
+    stream, early_model = await state.run(open_stream)
 
     def put(item: tuple[str, Any]) -> None:
         try:
@@ -176,8 +193,6 @@ async def _stream(
         raise first[1]
     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    # Chunks before the end carry the requested model: the one actually used is known at the end.
-    early_model = body.model or await state.run(state.default_model, provider) or ""
 
     def chunk(model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         return {
