@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from .state import get_state
 router = APIRouter(tags=["health"])
 
 
+@cache  # the migrations shipped with this process do not change while it runs
 def head_revision() -> str | None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
