@@ -373,6 +373,33 @@ def month_to_date_cost(engine: Engine, actor: str, now: datetime) -> float:
         return round(float(s.scalar(query) or 0), 10)
 
 
+@dataclass(frozen=True)
+class TokenUsage:
+    """One token's traffic since the start of the UTC month (for lists and the tokens page)."""
+
+    calls: int = 0
+    cost_usd: float = 0.0
+
+
+def month_to_date_usage(engine: Engine, now: datetime) -> dict[str, TokenUsage]:
+    """Calls (distinct request ids) and cost per token name this UTC month, in one query."""
+    query = (
+        select(
+            LLMRequest.actor,
+            func.count(func.distinct(LLMRequest.request_id)),
+            func.coalesce(func.sum(LLMRequest.cost_usd), 0),
+        )
+        .where(LLMRequest.actor.like("token:%"), LLMRequest.created_at >= month_start(now))
+        .group_by(LLMRequest.actor)
+    )
+    with transaction(engine) as s:
+        rows = s.execute(query).all()
+    return {
+        actor.removeprefix("token:"): TokenUsage(int(calls), round(float(cost), 10))
+        for actor, calls, cost in rows
+    }
+
+
 class TokenLimits:
     """Admission for one call made with a token: model patterns, rpm, monthly budget.
 

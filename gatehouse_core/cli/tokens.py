@@ -8,7 +8,7 @@ from datetime import datetime
 
 from ..auth import ROLES
 from ..schema import utcnow
-from ..tokens import TokenInfo, TokenStore, display
+from ..tokens import TokenInfo, TokenStore, TokenUsage, display, month_to_date_usage
 from .context import Context
 from .output import positive_int, print_json, print_table
 
@@ -75,26 +75,46 @@ def create_token(args: argparse.Namespace, ctx: Context) -> int:
 def list_tokens(args: argparse.Namespace, ctx: Context) -> int:
     tokens = TokenStore(ctx.engine).list()
     now = utcnow()
+    usage = month_to_date_usage(ctx.engine, now)
     if args.json:
-        print_json([t.to_json(now) for t in tokens])
+        print_json([_with_usage(t.to_json(now), usage.get(t.name)) for t in tokens])
         return 0
     if not tokens:
         print("No API tokens yet. Create one: gatehouse tokens create NAME --role operator")
         return 0
     print_table(
-        ["name", "role", "token", "status", "monthly $", "rpm", "models", "expires", "last use"],
-        [_row(t, now) for t in tokens],
+        [
+            "name",
+            "role",
+            "token",
+            "status",
+            "monthly $",
+            "spent $",
+            "calls",
+            "rpm",
+            "models",
+            "expires",
+            "last use",
+        ],
+        [_row(t, now, usage.get(t.name) or TokenUsage()) for t in tokens],
     )
     return 0
 
 
-def _row(t: TokenInfo, now: datetime) -> list[object]:
+def _with_usage(data: dict[str, object], usage: TokenUsage | None) -> dict[str, object]:
+    usage = usage or TokenUsage()
+    return {**data, "month_calls": usage.calls, "month_cost_usd": usage.cost_usd}
+
+
+def _row(t: TokenInfo, now: datetime, usage: TokenUsage) -> list[object]:
     return [
         t.name,
         t.role,
         display(t.prefix),
         t.status(now),
         f"{t.monthly_usd:g}" if t.monthly_usd is not None else None,
+        f"{usage.cost_usd:.4f}",
+        usage.calls,
         t.rpm,
         ",".join(t.models) if t.models is not None else "any",
         t.expires_at.strftime("%Y-%m-%d %H:%M") if t.expires_at else None,

@@ -85,3 +85,10 @@ def test_bad_values_fail_with_one_clear_line(
 def test_revoking_an_unknown_token_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "tokens", "revoke", "nope")
     assert code == 1 and "No API token named 'nope'" in err
+
+
+def test_list_shows_this_months_calls_and_spend(capsys: pytest.CaptureFixture[str]) -> None:
+    ok(capsys, "tokens", "create", "ci", "--role", "operator")
+    [listed] = json.loads(ok(capsys, "tokens", "list", "--json"))
+    assert (listed["month_calls"], listed["month_cost_usd"]) == (0, 0.0)
+    assert "SPENT $" in ok(capsys, "tokens", "list")

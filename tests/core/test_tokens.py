@@ -19,7 +19,9 @@ from gatehouse_core.tokens import (
     TokenLimits,
     TokenRateLimited,
     TokenStore,
+    TokenUsage,
     month_start,
+    month_to_date_usage,
 )
 
 
@@ -197,3 +199,13 @@ def test_monthly_budget_counts_this_month_only(engine: Engine) -> None:
     _spend(engine, "token:ci", 0.1, now, 1)
     with pytest.raises(TokenBudgetExceeded, match=r"\$1\.0000 of its \$1 monthly budget"):
         limits.check_budget(info)
+
+
+def test_month_to_date_usage_counts_calls_and_cost_per_token(engine: Engine) -> None:
+    now = datetime(2026, 12, 15, 12, tzinfo=UTC)
+    _spend(engine, "token:ci", 0.25, now, 2)
+    _spend(engine, "token:ci", 4.0, month_start(now) - timedelta(days=1), 1)  # last month
+    _spend(engine, "token:bot", 0.5, now, 1)
+    _spend(engine, "alice", 9.0, now, 1)  # not a token
+    usage = month_to_date_usage(engine, now)
+    assert usage == {"ci": TokenUsage(2, 0.5), "bot": TokenUsage(1, 0.5)}
