@@ -224,3 +224,27 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_failed_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """An API token for the HTTP API: only its SHA-256 hash is stored, never the token itself.
+
+    `prefix` is the short public start of the token (`gh_AbCd`) shown in lists; `models` holds
+    fnmatch patterns of allowed model ids (None: any model).
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    monthly_usd: Mapped[float | None] = mapped_column(Money)
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    models: Mapped[list[str] | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

@@ -94,6 +94,27 @@ SETTINGS: tuple[Setting, ...] = (
         "anthropic/claude-sonnet-4",
         "Default model of the fallback provider named `env`.",
     ),
+    Setting(
+        "GATEHOUSE_API_THREADS",
+        "32",
+        "Threads of the HTTP API's pool that run gateway and database calls (per process); "
+        "the API's concurrent LLM calls are bounded by it.",
+    ),
+    Setting(
+        "GATEHOUSE_API_TIMEOUT",
+        "300",
+        "Seconds one HTTP API request may take before it is answered 504 (streams included).",
+    ),
+    Setting(
+        "GATEHOUSE_API_MAX_BODY_BYTES",
+        "1048576",
+        "Largest HTTP API request body in bytes; larger bodies are refused with 413.",
+    ),
+    Setting(
+        "GATEHOUSE_API_CORS_ORIGINS",
+        None,
+        "Comma-separated origins allowed to call the HTTP API from a browser. Unset: no CORS.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
