@@ -10,8 +10,8 @@ import pytest
 
 from gatehouse_core import ChatStream, Gateway, InvalidRequest, RateLimit, StreamInterrupted
 from gatehouse_core.catalog import Catalog
-from gatehouse_core.ratelimit import RateLimiter
 from gatehouse_core.policy import backoff_seconds
+from gatehouse_core.ratelimit import RateLimiter
 from tests.core.conftest import RAND
 from tests.fakes.openrouter import (
     Error,

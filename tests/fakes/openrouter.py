@@ -777,9 +777,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _trickle_json(self, body: bytes, headers: Mapping[str, str], reply: Reply) -> None:
         beats = max(1, round(reply.trickle_seconds / reply.trickle_interval))
-        self._send_head(
-            200, {"Content-Type": "application/json", **headers}, beats + len(body)
-        )
+        self._send_head(200, {"Content-Type": "application/json", **headers}, beats + len(body))
         for _ in range(beats):
             self.wfile.write(b"\n")
             self.wfile.flush()
