@@ -817,8 +817,12 @@ class Gateway:
 
     def _attempt_deadline(self, call: _Call) -> AttemptDeadline:
         now = time.monotonic()
-        if now + self.timeout <= call.deadline:
-            return AttemptDeadline(now + self.timeout, "GATEHOUSE_REQUEST_TIMEOUT", self.timeout)
+        seconds, setting = self.timeout, "GATEHOUSE_REQUEST_TIMEOUT"
+        asked = call.kwargs.get("timeout")  # a caller's own openai `timeout=` can only shorten it
+        if isinstance(asked, int | float) and not isinstance(asked, bool) and asked < seconds:
+            seconds, setting = max(float(asked), 0.0), "the call's timeout argument"
+        if now + seconds <= call.deadline:
+            return AttemptDeadline(now + seconds, setting, seconds)
         return AttemptDeadline(call.deadline, "GATEHOUSE_CALL_TIMEOUT", self.call_timeout)
 
     def _outcome(self, exc: BaseException, deadline: AttemptDeadline, call: _Call) -> Outcome:
@@ -837,6 +841,7 @@ class Gateway:
 
     def _request_args(self, call: _Call, model: str) -> dict[str, Any]:
         kwargs = dict(call.kwargs)
+        kwargs.pop("timeout", None)  # folded into the attempt's deadline
         extra_body = {"usage": {"include": True}, **(kwargs.pop("extra_body", None) or {})}
         args: dict[str, Any] = {
             "model": model,

@@ -91,3 +91,15 @@ def test_the_call_deadline_bounds_retries_and_fallback(
     assert attempts and all(a.error_type == "timeout" for a in attempts)
     assert len(sink.rows) == len(attempts)  # every attempt made is audited
     assert fake_openrouter.chat_count == len(attempts)
+
+
+def test_a_callers_own_timeout_argument_shortens_the_attempt(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a", "b", timeout=30)
+    fake_openrouter.always(TRICKLE, model="test/a")
+
+    result = gateway.chat(MESSAGES, timeout=0.3)
+
+    assert result.provider == "b"
+    assert result.attempts[0].error_type == "timeout"
