@@ -22,6 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# Cancelled alarms wait in the heap until their time comes up; past this many (and half the
+# heap), it is rebuilt without them, so a busy process does not keep minutes of dead entries.
+COMPACT_AFTER = 1000
+
 
 class Watchdog:
     """Runs `action()` at monotonic time `at` unless cancelled first."""
@@ -32,10 +36,15 @@ class Watchdog:
         self._order = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self.cancelled = 0  # alarms cancelled but still in the heap
 
     def arm(self, at: float, action: Callable[[], None]) -> _Alarm:
-        alarm = _Alarm(action)
+        alarm = _Alarm(action, self)
         with self._cond:
+            if self.cancelled > COMPACT_AFTER and self.cancelled * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self.cancelled = 0
             heapq.heappush(self._heap, (at, next(self._order), alarm))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -50,6 +59,7 @@ class Watchdog:
             with self._cond:
                 while self._heap and self._heap[0][2].cancelled:
                     heapq.heappop(self._heap)
+                    self.cancelled = max(self.cancelled - 1, 0)
                 if not self._heap:
                     self._cond.wait()
                     continue
@@ -63,25 +73,32 @@ class Watchdog:
 
 
 class _Alarm:
-    __slots__ = ("action", "cancelled", "fired", "_lock")
+    __slots__ = ("action", "cancelled", "fired", "_lock", "_watchdog")
 
-    def __init__(self, action: Callable[[], None]):
-        self.action = action
+    def __init__(self, action: Callable[[], None], watchdog: Watchdog):
+        self.action: Callable[[], None] | None = action
         self.cancelled = False
         self.fired = False
         self._lock = threading.Lock()
+        self._watchdog = watchdog
 
     def fire(self) -> None:
         with self._lock:
-            if self.cancelled:
+            if self.cancelled or self.action is None:
                 return
             self.fired = True
+            action, self.action = self.action, None
         with contextlib.suppress(Exception):  # the connection may be gone already
-            self.action()
+            action()
 
     def cancel(self) -> None:
         with self._lock:
+            if self.cancelled or self.fired:
+                return
             self.cancelled = True
+            self.action = None  # let go of the response now, not when the deadline comes
+        with self._watchdog._cond:
+            self._watchdog.cancelled += 1
 
 
 WATCHDOG = Watchdog()
