@@ -56,7 +56,7 @@ from .policy import (
 from .providers import is_valid_model_id, model_id_error
 from .registry import Registry, ResolvedProvider
 from .results import Attempt, ChatResult
-from .sanitize import clean_field, clean_row
+from .sanitize import clean_field, clean_row, first_unencodable
 from .telemetry import scrub, truncate
 
 __all__ = ["ChatStream", "Gateway", "ProviderHealth", "default_client_factory"]
@@ -127,6 +127,13 @@ class _Call:
         model = fields.get("model")
         if model is not None and not is_valid_model_id(model):
             raise InvalidRequest(model_id_error(model))
+        bad = first_unencodable([dict(m) for m in messages], "messages")
+        if bad is not None:
+            raise InvalidRequest(
+                f"{bad} contains a character that cannot be sent (a lone surrogate such as "
+                "U+D800, usually from bytes decoded with errors='surrogateescape'); decode the "
+                "text as UTF-8 with errors='replace' and send it again"
+            )
         fields["source"] = fields.get("source") or "library"
         for name in ("workflow_id", "trace_id", "source", "actor"):
             value = fields.get(name)

@@ -39,3 +39,21 @@ def clean_field(name: str, value: Any) -> Any:
 def clean_row(row: dict[str, Any]) -> dict[str, Any]:
     """Every text value of an audit row cleaned for its column."""
     return {name: clean_field(name, value) for name, value in row.items()}
+
+
+def first_unencodable(value: Any, path: str) -> str | None:
+    """The path (e.g. `messages[0].content`) of the first string under `value` holding a lone
+    surrogate, which no HTTP body can carry; None when everything can be sent."""
+    if isinstance(value, str):
+        return path if _SURROGATES.search(value) else None
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{key}", item) for key, item in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for child_path, child in items:
+        found = first_unencodable(child, child_path)
+        if found is not None:
+            return found
+    return None

@@ -5,6 +5,7 @@ replaced client kept alive for the calls still holding it."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -88,6 +89,29 @@ def test_rows_with_odd_caller_text_reach_the_database(
     assert [r.request_id for r in found] == [first.request_id, second.request_id]
     assert found[0].actor == "alice\ufffd"
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("messages", "where"),
+    [
+        ([{"role": "user", "content": "hi \ud800"}], "messages[0].content"),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "x\udcff"}]}],
+            "messages[0].content[0].text",
+        ),
+    ],
+)
+def test_a_prompt_no_http_body_can_carry_is_refused_before_any_attempt(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, messages: list, where: str
+) -> None:
+    sink = Sink()
+    gateway = gateway_factory("a", "b", audit=sink)
+
+    with pytest.raises(InvalidRequest, match=rf"{re.escape(where)} contains a character"):
+        gateway.chat(messages)
+
+    assert fake_openrouter.chat_count == 0
+    assert sink.rows == []
 
 
 # ---- any failure inside an attempt ends it and falls back --------------------------------------
