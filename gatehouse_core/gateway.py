@@ -607,7 +607,7 @@ class Gateway:
         try:
             if stream:
                 result = yield from self._stream_once(
-                    lease, call, provider, model, t0, wait_ms, deadline
+                    lease, call, provider, model, t0, wait_ms, deadline, permit or None
                 )
             else:
                 result = self._call_once(lease.client, call, provider, model, t0, wait_ms, deadline)
@@ -703,6 +703,7 @@ class Gateway:
         t0: float,
         wait_ms: float,
         deadline: AttemptDeadline,
+        permit: Permit | None,
     ) -> Generator[str, None, ChatResult]:
         args = self._request_args(call, model)
         timeout = max(deadline.remaining(), MIN_REQUEST_SECONDS)
@@ -723,7 +724,9 @@ class Gateway:
             if deadline.passed and state.usage is None:
                 raise _DeadlinePassed
         except GeneratorExit:  # the caller stopped reading: drain the rest in the background
-            handed_off = self._abandon(call, provider, model, t0, wait_ms, upstream, state, lease)
+            handed_off = self._abandon(
+                call, provider, model, t0, wait_ms, upstream, state, lease, permit
+            )
             raise
         except Exception as exc:
             if state.parts:
@@ -749,6 +752,7 @@ class Gateway:
         upstream: Any,
         state: _StreamState,
         lease: Lease,
+        permit: Permit | None,
     ) -> bool:
         """Hand the rest of the stream to a drain thread; the upstream bills it anyway."""
         self._submit_pending(call, final=False)  # earlier attempts are not the outcome
@@ -758,6 +762,9 @@ class Gateway:
         def drain(read_rest: bool = True) -> None:
             try:
                 self._drain(call, provider, model, latency_ms, wait_ms, upstream, state, read_rest)
+                if permit is not None and state.usage is not None:  # the slot went back already
+                    tokens = _usage_numbers(state.usage)
+                    permit.settle((tokens["input_tokens"] or 0) + (tokens["output_tokens"] or 0))
             finally:
                 drain_lease.release()
                 with self._lock:
@@ -815,8 +822,6 @@ class Gateway:
             "cost_source": cost_source,
             **tokens,
         }
-        # The rate-limit slot went back when the caller stopped; the token estimate stays
-        # charged, as for any answer without usage.
         self._record(call, attempt, details, final=True)
         self._log_completion(call, None, "cancelled", provider=provider.config.name, model=used)
 

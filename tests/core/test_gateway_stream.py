@@ -268,6 +268,26 @@ def test_closing_a_stream_frees_its_concurrency_slot_at_once(
     assert gateway.join_drains()
 
 
+def test_an_abandoned_stream_settles_its_token_estimate_with_the_real_usage(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    # Estimate: 8 prompt + 200 max_tokens = 208 of 250 tokens; the real usage is 8 + 8 = 16.
+    gateway = gateway_factory(
+        {"name": "a", "rate_limit": RateLimit(tokens_per_minute=250)},
+        limiter=RateLimiter(),
+        queue_timeout=0,
+    )
+    fake_openrouter.enqueue(Reply(text=SLOW_WORDS, chunk_delay=0.02))
+    stream = gateway.stream(MESSAGES, max_tokens=200)
+    next(stream)
+    stream.close()
+    assert gateway.join_drains()
+
+    result = gateway.chat(MESSAGES, max_tokens=200)  # fits only if the estimate was corrected
+
+    assert result.provider == "a"
+
+
 def test_a_dropped_stream_is_released_and_audited_at_garbage_collection(
     gateway_factory: Factory, fake_openrouter: FakeOpenRouter
 ) -> None:
