@@ -20,8 +20,7 @@ import logging
 import threading
 import time
 import uuid
-import weakref
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -41,6 +40,7 @@ from .errors import (
     SecretsError,
     StreamInterrupted,
 )
+from .health import HealthBook, ProviderHealth
 from .policy import (
     HINTS,
     MAX_PROVIDERS_PER_CALL,
@@ -57,14 +57,13 @@ from .providers import is_valid_model_id, model_id_error
 from .registry import Registry, ResolvedProvider
 from .results import Attempt, ChatResult
 from .sanitize import clean_field, clean_row, first_unencodable
+from .streams import ChatStream, StreamState
 from .telemetry import scrub, truncate
 
 __all__ = ["ChatStream", "Gateway", "ProviderHealth", "default_client_factory"]
 
 log = logging.getLogger("gatehouse.gateway")
 
-COOLDOWN_FAILURES = 5
-COOLDOWN_WINDOW_SECONDS = 60.0
 # How long Gateway.close() waits for abandoned streams still being drained for their usage.
 DRAIN_JOIN_SECONDS = 5.0
 MIN_REQUEST_SECONDS = 0.001  # httpx reads a timeout of 0 as "no time at all"
@@ -76,23 +75,6 @@ class Permit(Protocol):
 
     def settle(self, actual_tokens: int) -> None: ...
     def release(self) -> None: ...
-
-
-@dataclass
-class ProviderHealth:
-    """In-process health of one provider, shown by the console."""
-
-    name: str
-    consecutive_failures: int = 0
-    first_failure_at: float | None = None  # monotonic, for the cooldown window
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-    last_error: str | None = None
-    cooldown_until: float | None = None  # monotonic
-    cooldown_until_wall: datetime | None = None
-
-    def in_cooldown(self, now: float) -> bool:
-        return self.cooldown_until is not None and now < self.cooldown_until
 
 
 @dataclass
@@ -150,48 +132,6 @@ class _Call:
         return self.deadline - time.monotonic()
 
 
-class ChatStream(Iterator[str]):
-    """Text deltas of a streamed answer; `.result` holds the ChatResult once exhausted.
-
-    Stop early with `close()` (or a `with` block): the rate-limit slot is freed at once, and
-    the rest of the upstream answer is read in the background so the audit row records the
-    tokens and cost the provider bills. A stream dropped without `close()` does the same when
-    it is garbage collected."""
-
-    def __init__(self, gen: Generator[str, None, ChatResult]):
-        self._gen = gen
-        self.result: ChatResult | None = None
-        # Holds the generator, not the stream, so dropping the stream runs it.
-        self._closer = weakref.finalize(self, _close_generator, gen)
-
-    def __iter__(self) -> ChatStream:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            return next(self._gen)
-        except StopIteration as stop:
-            if stop.value is not None:  # a second pass must not forget the result
-                self.result = stop.value
-            raise
-
-    def close(self) -> None:
-        self._closer()
-
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _close_generator(gen: Generator[str, None, ChatResult]) -> None:
-    try:
-        gen.close()
-    except Exception:  # at garbage collection nobody could catch it
-        log.exception("closing an abandoned stream failed")
-
-
 class _Interrupted(Exception):
     """A stream failed after its first token was delivered."""
 
@@ -213,34 +153,6 @@ class _Step:
     queue_refused: bool = False
     outcome: Outcome | None = None
     error: GatewayError | None = None  # raise this: the call is over
-
-
-@dataclass
-class _StreamState:
-    """What a stream has delivered so far."""
-
-    parts: list[str] = field(default_factory=list)
-    usage: Any = None
-    response_model: str | None = None
-    generation_id: str | None = None
-    finish_reason: str | None = None
-    first_token_at: float | None = None
-
-    def absorb(self, chunk: Any) -> list[str]:
-        error = (chunk.model_extra or {}).get("error")
-        if error:
-            raise ProviderBodyError(error)
-        self.generation_id = self.generation_id or chunk.id
-        self.response_model = chunk.model or self.response_model
-        self.usage = chunk.usage or self.usage
-        texts = []
-        for choice in chunk.choices:  # the usage chunk may carry [] or an empty delta
-            self.finish_reason = choice.finish_reason or self.finish_reason
-            text = choice.delta.content if choice.delta else None
-            if text:
-                self.parts.append(text)
-                texts.append(text)
-        return texts
 
 
 class Gateway:
@@ -271,12 +183,11 @@ class Gateway:
         self.call_timeout = call_timeout
         self.retry_after_cap = retry_after_cap
         self.queue_timeout = queue_timeout
-        self.cooldown_seconds = cooldown_seconds
+        self._book = HealthBook(clock, cooldown_seconds)
         self._clients = ClientPool(client_factory, timeout)
         self._clock = clock
         self._sleep = sleep
         self._rand = rand
-        self._health: dict[str, ProviderHealth] = {}
         self._drains: set[threading.Thread] = set()
         self._lock = threading.Lock()
 
@@ -381,13 +292,11 @@ class Gateway:
 
     def health(self) -> list[ProviderHealth]:
         """Per-provider health in this process, including any active cooldown."""
-        now = self._clock()
-        with self._lock:
-            states = [ProviderHealth(**vars(h)) for h in self._health.values()]
-        for h in states:
-            if not h.in_cooldown(now):
-                h.cooldown_until = h.cooldown_until_wall = None
-        return sorted(states, key=lambda h: h.name)
+        return self._book.snapshot()
+
+    @property
+    def cooldown_seconds(self) -> float:
+        return self._book.cooldown_seconds
 
     def join_drains(self, timeout: float = DRAIN_JOIN_SECONDS) -> bool:
         """Wait until abandoned streams have been read to their end and audited; False if
@@ -503,9 +412,8 @@ class Gateway:
                     f"Provider {call.provider!r} {state}; enabled providers: {names}"
                 )
             ordered = [chosen, *(p for p in ordered if p.config.name != call.provider)]
-        now = self._clock()
-        with self._lock:
-            ready = [p for p in ordered if not self._state(p.config.name).in_cooldown(now)]
+        cooling = self._book.cooling([p.config.name for p in ordered])
+        ready = [p for p in ordered if p.config.name not in cooling]
         return ready or ordered  # all cooling down: trying beats refusing outright
 
     # ---- one provider ----------------------------------------------------------------------
@@ -530,14 +438,14 @@ class Gateway:
         if lease is None:
             assert outcome is not None
             self._record(call, self._failed_attempt(provider, model, outcome))
-            self._mark(name, ok=False, error=outcome.message)
+            self._book.mark(name, ok=False, error=outcome.message)
             return None, False, None
         try:
             wait_s = 0.0
             for retry in range(MAX_RETRIES + 1):
                 step = yield from self._attempt(call, provider, lease, model, stream, wait_s)
                 if step.result is not None:
-                    self._mark(name, ok=True)
+                    self._book.mark(name, ok=True)
                     return step.result, False, None
                 if step.queue_refused:  # limited only if nothing else went wrong here
                     return None, retry == 0, None
@@ -545,7 +453,7 @@ class Gateway:
                 outcome = step.outcome
                 if step.error is not None:
                     if outcome.decision is not Decision.FAIL:
-                        self._mark(name, ok=False, error=outcome.message)
+                        self._book.mark(name, ok=False, error=outcome.message)
                     return None, False, step.error
                 if decide(outcome, self.retry_after_cap) is Decision.FALLBACK:
                     break
@@ -557,7 +465,7 @@ class Gateway:
                     break
                 self._sleep(wait_s)  # no slot is held while sleeping
             assert outcome is not None
-            self._mark(name, ok=False, error=outcome.message)  # one failed call, not per retry
+            self._book.mark(name, ok=False, error=outcome.message)  # one failed call, not per retry
             return None, False, None
         finally:
             lease.release()
@@ -685,7 +593,7 @@ class Gateway:
         choice_error = (choice.model_extra or {}).get("error")
         if choice_error:  # generation failed part-way: the text is cut short, not an answer
             raise ProviderBodyError(choice_error)
-        state = _StreamState(
+        state = StreamState(
             parts=[choice.message.content or ""],
             usage=response.usage,
             response_model=response.model,
@@ -713,7 +621,7 @@ class Gateway:
             deadline.cancel()
             raise
         deadline.watch(upstream.response)
-        state = _StreamState()
+        state = StreamState()
         handed_off = False
         try:
             for chunk in upstream:
@@ -750,7 +658,7 @@ class Gateway:
         t0: float,
         wait_ms: float,
         upstream: Any,
-        state: _StreamState,
+        state: StreamState,
         lease: Lease,
         permit: Permit | None,
     ) -> bool:
@@ -787,7 +695,7 @@ class Gateway:
         latency_ms: float,
         wait_ms: float,
         upstream: Any,
-        state: _StreamState,
+        state: StreamState,
         read_rest: bool,
     ) -> None:
         """Read to the final usage chunk (the attempt's deadline still cuts it), then audit."""
@@ -888,7 +796,7 @@ class Gateway:
         model: str,
         t0: float,
         wait_ms: float,
-        state: _StreamState,
+        state: StreamState,
     ) -> ChatResult:
         now = self._clock()
         used = state.response_model or model
@@ -1078,49 +986,6 @@ class Gateway:
             queue_s,
         )
         return False if permit is None else permit
-
-    def _state(self, name: str) -> ProviderHealth:
-        state = self._health.get(name)
-        if state is None:
-            state = self._health[name] = ProviderHealth(name)
-        return state
-
-    def _mark(self, name: str, *, ok: bool, error: str | None = None) -> None:
-        """Track failed calls per provider; 5 within 60 s put the provider in cooldown."""
-        now = self._clock()
-        with self._lock:
-            state = self._state(name)
-            if ok:
-                state.consecutive_failures = 0
-                state.first_failure_at = None
-                state.last_success_at = datetime.now(UTC)
-                return
-            if (
-                state.first_failure_at is None
-                or now - state.first_failure_at > COOLDOWN_WINDOW_SECONDS
-            ):
-                state.consecutive_failures = 0
-                state.first_failure_at = now
-            state.consecutive_failures += 1
-            state.last_failure_at = datetime.now(UTC)
-            state.last_error = error
-            if state.consecutive_failures >= COOLDOWN_FAILURES:
-                state.cooldown_until = now + self.cooldown_seconds
-                state.cooldown_until_wall = datetime.fromtimestamp(
-                    time.time() + self.cooldown_seconds, UTC
-                )
-                state.consecutive_failures = 0
-                state.first_failure_at = None
-                log.warning(
-                    "provider cooling down",
-                    extra={
-                        "fields": {
-                            "provider": name,
-                            "seconds": self.cooldown_seconds,
-                            "error": error,
-                        }
-                    },
-                )
 
 
 def _ms(moment: float | None, since: float) -> float | None:
