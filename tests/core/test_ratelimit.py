@@ -441,3 +441,28 @@ def test_memory_limits_still_drop_expired_entries() -> None:
     assert limiter.acquire("p", limit, 1, 0) is not None
     events = limiter._memory.storage.events  # memory is freed, not only ignored
     assert sum(len(entries) for entries in events.values()) == 1
+
+
+def test_a_redis_token_refund_is_one_round_trip(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.client import Redis
+
+    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    limit = RateLimit(tokens_per_minute=10**6)
+    sent: list[object] = []
+    real = Redis.execute_command
+
+    def counting(self: Redis, *args: object, **kwargs: object) -> object:
+        sent.append(args[0])
+        return real(self, *args, **kwargs)
+
+    permit = limiter.acquire("p", limit, 900, 0)
+    assert permit is not None
+    monkeypatch.setattr(Redis, "execute_command", counting)
+    permit.settle(600)
+    monkeypatch.undo()
+
+    assert len(sent) == 1
+    other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    assert take(other, limit, 1, tokens=10**6 - 600) == [True]  # the 300 really came back
