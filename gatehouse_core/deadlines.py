@@ -118,6 +118,11 @@ class AttemptDeadline:
         return max(self.at - time.monotonic(), 0.0)
 
     @property
+    def fired(self) -> bool:
+        """True once the watchdog cut this attempt's connection."""
+        return self._alarm is not None and self._alarm.fired
+
+    @property
     def passed(self) -> bool:
         """True once the watchdog cut the connection (or the time is simply up)."""
         return (self._alarm is not None and self._alarm.fired) or time.monotonic() >= self.at

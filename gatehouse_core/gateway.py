@@ -448,6 +448,8 @@ class Gateway:
                     self._book.mark(name, ok=True)
                     return step.result, False, None
                 if step.queue_refused:  # limited only if nothing else went wrong here
+                    if outcome is not None:  # a retry refused a slot: the provider had failed
+                        self._book.mark(name, ok=False, error=outcome.message)
                     return None, retry == 0, None
                 assert step.outcome is not None
                 outcome = step.outcome
@@ -629,7 +631,7 @@ class Gateway:
                     if state.first_token_at is None:
                         state.first_token_at = self._clock()
                     yield text
-            if deadline.passed and state.usage is None:
+            if deadline.fired and state.finish_reason is None:  # cut, not finished
                 raise _DeadlinePassed
         except GeneratorExit:  # the caller stopped reading: drain the rest in the background
             handed_off = self._abandon(
