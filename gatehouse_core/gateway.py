@@ -298,6 +298,10 @@ class Gateway:
     def cooldown_seconds(self) -> float:
         return self._book.cooldown_seconds
 
+    @cooldown_seconds.setter
+    def cooldown_seconds(self, seconds: float) -> None:
+        self._book.cooldown_seconds = seconds
+
     def join_drains(self, timeout: float = DRAIN_JOIN_SECONDS) -> bool:
         """Wait until abandoned streams have been read to their end and audited; False if
         some are still being read after `timeout` seconds."""
