@@ -56,7 +56,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "GATEHOUSE_REQUEST_TIMEOUT",
         "120",
-        "Seconds one upstream HTTP request may take before it counts as a timeout.",
+        "Seconds one upstream attempt may take in total (connect, wait, read the whole answer "
+        "or stream) before it is cut and counts as a timeout; keep-alive bytes do not extend it.",
+    ),
+    Setting(
+        "GATEHOUSE_CALL_TIMEOUT",
+        "300",
+        "Seconds one gateway call may take in total: queueing, every retry and fallback. "
+        "Once passed, no further attempt starts and the running one is cut.",
     ),
     Setting(
         "GATEHOUSE_RETRY_AFTER_CAP",

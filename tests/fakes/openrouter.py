@@ -185,6 +185,12 @@ class Reply:
     keepalive_comments: bool = True  # ": OPENROUTER PROCESSING" before and between events
     # "empty_choices": the documented `choices: []`; "empty_delta": the real Jan-2026 capture.
     usage_chunk: UsageChunkForm = "empty_choices"
+    omit_usage: bool = False  # no `usage` at all (body field, or the final usage chunk)
+    # Trickle: for this many seconds before the answer, send a keep-alive every
+    # `trickle_interval` (a newline in a JSON body, an SSE comment in a stream), as OpenRouter
+    # does while a model is queued. Each byte resets an idle timeout; only a total deadline cuts it.
+    trickle_seconds: float = 0.0
+    trickle_interval: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -749,7 +755,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply_json(self, gen: _Generation, reply: Reply) -> None:
         headers = {"X-Generation-Id": gen.id, **reply.headers}
-        body = _to_bytes(completion_body(gen))
+        payload = completion_body(gen)
+        if reply.omit_usage:
+            payload.pop("usage")
+        body = _to_bytes(payload)
+        if reply.trickle_seconds > 0:
+            self._trickle_json(body, headers, reply)
+            return
         if not reply.leading_newlines:
             self._pause(reply.delay)
             self._send_json(200, body, headers)
@@ -763,11 +775,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._pause(reply.delay)
         self.wfile.write(body)
 
+    def _trickle_json(self, body: bytes, headers: Mapping[str, str], reply: Reply) -> None:
+        beats = max(1, round(reply.trickle_seconds / reply.trickle_interval))
+        self._send_head(200, {"Content-Type": "application/json", **headers}, beats + len(body))
+        for _ in range(beats):
+            self.wfile.write(b"\n")
+            self.wfile.flush()
+            self._pause(reply.trickle_interval)
+        self.wfile.write(body)
+
     def _stream(
         self, gen: _Generation, reply: Reply, fault: MidStreamError | StreamCut | None = None
     ) -> None:
         self._pause(reply.delay)
         self._start_sse(gen.id, reply.headers)
+        if reply.trickle_seconds > 0:
+            for _ in range(max(1, round(reply.trickle_seconds / reply.trickle_interval))):
+                self._write_chunk(KEEPALIVE_COMMENT)
+                self.wfile.flush()
+                self._pause(reply.trickle_interval)
         if reply.keepalive_comments:
             self._write_chunk(KEEPALIVE_COMMENT)
         self._write_chunk(_sse(chunk_body(gen, "")))
@@ -789,7 +815,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(_sse(event))
         else:
             self._write_chunk(_sse(chunk_body(gen, "", gen.finish_reason)))
-            self._write_chunk(_sse(usage_chunk_body(gen, reply.usage_chunk)))
+            if not reply.omit_usage:
+                self._write_chunk(_sse(usage_chunk_body(gen, reply.usage_chunk)))
             self._write_chunk(DONE_EVENT)
         self._end_chunks()
 
