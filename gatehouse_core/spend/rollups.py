@@ -18,8 +18,8 @@ What the counters mean (one definition for every reader of the table):
 - latency/TTFT: sum, count of non-NULL values, and one count per histogram bucket (buckets.py).
 
 `rebuild(engine, since=...)` recomputes whole UTC days from the raw rows in SQL, one transaction
-per day. It never goes back past the day of the oldest raw row, so rollups whose raw rows were
-pruned (retention.py) stay as they are.
+per day. It never goes back past the day of the oldest raw row (and does nothing without raw
+rows), so rollups whose raw rows were pruned (retention.py) stay as they are.
 """
 
 from __future__ import annotations
@@ -362,8 +362,9 @@ def rebuild(
     try:
         with engine.connect() as conn:
             oldest = conn.execute(select(func.min(R.c.created_at))).scalar()
-        if oldest is not None:
-            first = max(first, _day_start(oldest))
+        if oldest is None:
+            return []  # no raw rows (all pruned?): the rollup is all there is
+        first = max(first, _day_start(oldest))
         done = []
         day = first
         while day <= now:

@@ -242,3 +242,8 @@ def test_rebuild_keeps_rollups_of_days_whose_raw_rows_are_gone(
     rebuild(engine, since=timedelta(days=365), now=NOW)
     with engine.connect() as conn:
         assert rollup_totals(conn)["calls"] == 2
+    with engine.begin() as conn:
+        conn.execute(delete(R))  # every raw row pruned
+    assert rebuild(engine, since=timedelta(days=365), now=NOW) == []
+    with engine.connect() as conn:
+        assert rollup_totals(conn)["calls"] == 2
