@@ -4,9 +4,10 @@
   Recomputes the hourly rollup from the raw audit rows, one transaction per UTC day, a progress
   line per day on stderr. `--json` prints `[{day, rows, buckets}]`.
 
-`gatehouse demo-data [--days 30] [--rows N] [--seed S] [--json]` / `gatehouse demo-data --delete`
-  Writes N realistic demo rows (source 'demo') over the last days, or deletes them and their
-  rollup rows. `--json` prints `{rows, calls, seed, start, end}` / `{rows, buckets}`.
+`gatehouse demo-data [--days 30] [--rows N] [--seed S] [--workers N] [--json]`,
+`gatehouse demo-data --delete`
+  Writes N realistic demo rows (source 'demo') over the last days (from N processes with
+  `--workers`), or deletes them and their rollup rows. `--json` prints `{rows, calls, seed, start, end}` / `{rows, buckets}`.
 
 `gatehouse audit prune --older-than 90d [--json]`
   Deletes raw audit rows from UTC days before that span, in batches; rollups stay.
@@ -41,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--days", type=positive_int, default=30, metavar="N", help="days of history")
     p.add_argument("--rows", type=positive_int, default=100_000, metavar="N", help="audit rows")
     p.add_argument("--seed", type=int, metavar="S", help="same seed, same history shape")
+    p.add_argument(
+        "--workers", type=positive_int, default=1, metavar="N", help="write from N processes"
+    )
     p.add_argument("--delete", action="store_true", help="remove the demo rows and rollups")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=demo_data)
@@ -121,7 +125,12 @@ def demo_data(args: argparse.Namespace, ctx: Context) -> int:
             print(f"Deleted {deleted.rows} demo row(s) and {deleted.buckets} rollup row(s).")
         return 0
     result = write_demo_data(
-        ctx.engine, days=args.days, rows=args.rows, seed=args.seed, progress=_Meter("wrote")
+        ctx.engine,
+        days=args.days,
+        rows=args.rows,
+        seed=args.seed,
+        workers=args.workers,
+        progress=_Meter("wrote"),
     )
     if args.json:
         print_json(result.to_json())

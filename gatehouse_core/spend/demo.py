@@ -22,8 +22,10 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import multiprocessing
 import random
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -203,9 +205,9 @@ class _Generator:
     Hot loop for 10⁷ rows: weights are cumulative lists picked with bisect, lognormals come
     from one gauss each, rows start as a copy of a template dict."""
 
-    def __init__(self, seed: int, catalog: Catalog, hours: int):
-        self.rng = random.Random(seed)
-        self.seed = seed
+    def __init__(self, plan: _Plan, catalog: Catalog):
+        self.plan = plan
+        self.rng = random.Random(plan.seed)
         self.catalog = catalog
         self.calls = 0
         self.template = dict.fromkeys(COLUMNS)
@@ -215,9 +217,6 @@ class _Generator:
         ]
         self.providers = [[t.provider, *(p for p in PROVIDERS if p != t.provider)] for t in TEAMS]
         self.failure_cum = _cumulative(f[0] for f in FAILURES)
-        incident_at = self.rng.randrange(hours)
-        self.incident = (incident_at, incident_at + self.rng.randint(2, 5), PROVIDERS[0])
-        self.runaway = self.rng.randrange(hours)  # one hour of a batch job looping
 
     def _pick(self, cum: list[float]) -> int:
         return bisect.bisect(cum, self.rng.random() * cum[-1])
@@ -225,8 +224,14 @@ class _Generator:
     def _lognormal(self, mu: float, sigma: float) -> float:
         return math.exp(mu + sigma * self.rng.gauss())
 
-    def rows_for_hour(self, hour: int, at: datetime, budget: int) -> Iterator[dict[str, Any]]:
-        rng = self.rng
+    def rows_for_hour(self, hour: int) -> Iterator[dict[str, Any]]:
+        """Exactly the hour's budget of rows. Each hour has its own random stream, so any
+        split of the hours between processes writes the same history."""
+        plan = self.plan
+        rng = self.rng = random.Random(plan.seed * 100_003 + hour)  # hours < 100_003
+        self.hour, self.calls = hour, 0
+        at = plan.start + timedelta(hours=hour)
+        budget = plan.budgets[hour]
         offsets = sorted(rng.random() * 3600 for _ in range(budget))
         left = budget
         while left > 0:
@@ -237,11 +242,11 @@ class _Generator:
 
     def _call(self, hour: int, when: datetime, room: int) -> list[dict[str, Any]]:
         rng = self.rng
-        index = len(TEAMS) - 1 if hour == self.runaway else self._pick(self.team_cum)
+        index = len(TEAMS) - 1 if hour == self.plan.runaway else self._pick(self.team_cum)
         team = TEAMS[index]
         names, cum = self.models[index]
         base = {
-            "request_id": f"demo-{self.seed}-{self.calls}",
+            "request_id": f"demo-{self.plan.seed}-{hour}-{self.calls}",
             "model": names[self._pick(cum)],
             "source": DEMO_SOURCE,
             "actor": team.actors[int(rng.random() * len(team.actors))],
@@ -250,13 +255,14 @@ class _Generator:
         }
         self.calls += 1
         providers = self.providers[index]
-        in_incident = self.incident[0] <= hour < self.incident[1]
+        incident = self.plan.incident
+        in_incident = incident[0] <= hour < incident[1]
         rows: list[dict[str, Any]] = []
         if rng.random() < 0.004:  # the request itself is bad: no retry, the call fails
             rows.append(self._failure(BAD_REQUEST, base, providers[0], 1, when))
             return self._mark(rows, providers[0])
         for provider in providers:
-            fail_p = 0.45 if in_incident and provider == self.incident[2] else 0.04
+            fail_p = 0.45 if in_incident and provider == incident[2] else 0.04
             for _ in range(RETRIES_PER_PROVIDER + 1):
                 if len(rows) + 1 >= room or rng.random() >= fail_p:
                     rows.append(self._answer(team, base, provider, len(rows) + 1, when))
@@ -329,17 +335,40 @@ class _Generator:
         return row
 
 
-def generate_rows(
-    *, days: int, rows: int, seed: int, now: datetime, catalog: Catalog
-) -> Iterator[dict[str, Any]]:
-    """Exactly `rows` demo rows over the `days` days before `now`, oldest first."""
+@dataclass(frozen=True)
+class _Plan:
+    """Everything decided up front from the seed: rows per hour, the incident, the runaway."""
+
+    seed: int
+    start: datetime
+    budgets: tuple[int, ...]
+    incident: tuple[int, int, str]  # first hour, end hour, provider
+    runaway: int  # the hour a batch job loops
+
+    @property
+    def hours(self) -> int:
+        return len(self.budgets)
+
+
+def _plan(*, days: int, rows: int, seed: int, now: datetime) -> _Plan:
     end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     hours = days * 24
-    gen = _Generator(seed, catalog, hours)
-    budgets = _row_budgets(rows, _hour_weights(start, hours, random.Random(seed + 1)))
-    for hour, budget in enumerate(budgets):
-        yield from gen.rows_for_hour(hour, start + timedelta(hours=hour), budget)
+    rng = random.Random(seed)
+    budgets = _row_budgets(rows, _hour_weights(start, hours, rng))
+    incident_at = rng.randrange(hours)
+    incident = (incident_at, incident_at + rng.randint(2, 5), PROVIDERS[0])
+    return _Plan(seed, start, tuple(budgets), incident, rng.randrange(hours))
+
+
+def generate_rows(
+    *, days: int, rows: int, seed: int, now: datetime, catalog: Catalog
+) -> Iterator[dict[str, Any]]:
+    """Exactly `rows` demo rows over the `days` days before `now` (hour-aligned), oldest first."""
+    plan = _plan(days=days, rows=rows, seed=seed, now=now)
+    gen = _Generator(plan, catalog)
+    for hour in range(plan.hours):
+        yield from gen.rows_for_hour(hour)
 
 
 # ---- writing and deleting ------------------------------------------------------------------
@@ -367,23 +396,52 @@ def write_demo_data(
     seed: int | None = None,
     now: datetime | None = None,
     batch_rows: int = 5_000,
+    workers: int = 1,
     progress: Callable[[DemoProgress], None] | None = None,
 ) -> DemoResult:
-    """Write `rows` demo rows over the last `days` days; ConfigError if demo data exists."""
+    """Write `rows` demo rows over the last `days` days; ConfigError if demo data exists.
+
+    `workers` > 1 writes the days from that many processes at once (the rollup upserts are
+    atomic, so they add up); progress is then reported per day instead of per batch."""
     _check(days, rows)
+    if not 1 <= workers <= 64:
+        raise ConfigError(f"--workers {workers} is out of range; give 1 to 64")
     seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    catalog = Catalog(engine, ttl=float("inf"))
+    plan = _plan(days=days, rows=rows, seed=seed, now=now)
     try:
         if demo_present(engine):
             raise ConfigError(
                 "the database already holds demo data; run `gatehouse demo-data --delete` "
                 "first, then write it again"
             )
-        generator = generate_rows(days=days, rows=rows, seed=seed, now=now, catalog=catalog)
-        written = calls = 0
-        batch: list[dict[str, Any]] = []
-        for row in generator:
+        if workers == 1:
+            written, calls = _write_hours(
+                engine, plan, range(plan.hours), batch_rows, progress=progress, total=rows
+            )
+        else:
+            written, calls = _write_in_processes(engine, plan, batch_rows, workers, progress)
+    except OperationalError as exc:
+        raise unreachable(engine, exc) from None
+    end = plan.start + timedelta(hours=plan.hours)
+    return DemoResult(rows=written, calls=calls, seed=seed, start=plan.start, end=end)
+
+
+def _write_hours(
+    engine: Engine,
+    plan: _Plan,
+    hours: Iterable[int],
+    batch_rows: int,
+    *,
+    progress: Callable[[DemoProgress], None] | None = None,
+    total: int = 0,
+) -> tuple[int, int]:
+    """Write the given hours' rows in batches of whole calls; (rows, calls) written."""
+    gen = _Generator(plan, Catalog(engine, ttl=float("inf")))
+    written = calls = 0
+    batch: list[dict[str, Any]] = []
+    for hour in hours:
+        for row in gen.rows_for_hour(hour):
             batch.append(row)
             calls += row["final_attempt"]
             # Whole calls per batch, so a call's attempts commit together.
@@ -391,16 +449,46 @@ def write_demo_data(
                 written += _write_batch(engine, batch)
                 batch = []
                 if progress:
-                    progress(DemoProgress(written=written, total=rows))
-        if batch:
-            written += _write_batch(engine, batch)
+                    progress(DemoProgress(written=written, total=total))
+    if batch:
+        written += _write_batch(engine, batch)
+        if progress:
+            progress(DemoProgress(written=written, total=total))
+    return written, calls
+
+
+def _write_day(url: str, plan: _Plan, day: int, batch_rows: int) -> tuple[int, int]:
+    """One day in a worker process (spawned: a fresh interpreter with its own engine)."""
+    from ..db import make_engine
+
+    engine = make_engine(url, migrate=False)
+    try:
+        return _write_hours(engine, plan, range(day * 24, day * 24 + 24), batch_rows)
+    finally:
+        engine.dispose()
+
+
+def _write_in_processes(
+    engine: Engine,
+    plan: _Plan,
+    batch_rows: int,
+    workers: int,
+    progress: Callable[[DemoProgress], None] | None,
+) -> tuple[int, int]:
+    url = engine.url.render_as_string(hide_password=False)  # handed over in memory, not argv
+    total = sum(plan.budgets)
+    written = calls = 0
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        days = [
+            pool.submit(_write_day, url, plan, day, batch_rows) for day in range(plan.hours // 24)
+        ]
+        for done in as_completed(days):
+            rows, day_calls = done.result()
+            written, calls = written + rows, calls + day_calls
             if progress:
-                progress(DemoProgress(written=written, total=rows))
-    except OperationalError as exc:
-        raise unreachable(engine, exc) from None
-    end = now.replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(days=days)
-    return DemoResult(rows=written, calls=calls, seed=seed, start=start, end=end)
+                progress(DemoProgress(written=written, total=total))
+    return written, calls
 
 
 def _write_batch(engine: Engine, batch: list[dict[str, Any]]) -> int:

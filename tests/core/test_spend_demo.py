@@ -9,12 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from gatehouse_core.audit import _insert_batch
 from gatehouse_core.catalog import Catalog
 from gatehouse_core.db import make_engine
 from gatehouse_core.errors import ConfigError
+from gatehouse_core.schema import LLMRequest
 from gatehouse_core.spend.demo import (
     DEMO_SOURCE,
     DemoProgress,
@@ -128,3 +129,15 @@ def test_the_same_seed_gives_the_same_history(catalog: Catalog) -> None:
 
     assert run(3) == run(3)
     assert run(3) != run(4)
+
+
+def test_several_worker_processes_write_the_same_history(engine: Engine, catalog: Catalog) -> None:
+    """Each hour has its own random stream, so two processes write what one would."""
+    result = write_demo_data(engine, days=2, rows=1500, seed=9, now=NOW, workers=2)
+    expected = list(generate_rows(days=2, rows=1500, seed=9, now=NOW, catalog=catalog))
+    assert (result.rows, result.calls) == (1500, sum(r["final_attempt"] for r in expected))
+    table = LLMRequest.__table__
+    with engine.connect() as conn:
+        stored = conn.execute(select(table.c.request_id, table.c.attempt)).all()
+    assert sorted(stored) == sorted((r["request_id"], r["attempt"]) for r in expected)
+    assert_same(stored_rollup(engine), raw_rollup(engine))
