@@ -250,16 +250,27 @@ def _histogram_sql(column: Any) -> list[Any]:
     return sums
 
 
-def _day_query(dialect: str, start: datetime, end: datetime) -> Select[Any]:
+# How far apart the attempts of one call may be: they span seconds to minutes, so a day on
+# either side bounds the search for an unmarked row's chain to an index range.
+CHAIN_SPAN = timedelta(days=1)
+
+
+def _marks_sql(start: datetime, end: datetime, unmarked: bool) -> tuple[Any, Any, Any]:
+    """(FROM clause, is-final condition, is-fallback condition) for a day's rows."""
+    marked_final = R.c.final_attempt.is_(True)
+    marked_fallback = and_(marked_final, R.c.fallback.is_(True))
+    if not unmarked:  # every row carries its marks: no chain lookup at all
+        return R, marked_final, marked_fallback
     in_day = and_(R.c.created_at >= start, R.c.created_at < end)
-    unmarked = select(R.c.request_id).where(in_day, R.c.final_attempt.is_(None))
+    unmarked_ids = select(R.c.request_id).where(in_day, R.c.final_attempt.is_(None))
+    near = and_(R.c.created_at >= start - CHAIN_SPAN, R.c.created_at < end + CHAIN_SPAN)
     bounds = (
         select(
             R.c.request_id,
             func.min(R.c.attempt).label("first"),
             func.max(R.c.attempt).label("last"),
         )
-        .where(R.c.request_id.in_(unmarked))
+        .where(near, R.c.request_id.in_(unmarked_ids))
         .group_by(R.c.request_id)
         .subquery("bounds")
     )
@@ -272,12 +283,15 @@ def _day_query(dialect: str, start: datetime, end: datetime) -> Select[Any]:
         )
         .subquery("chains")
     )
-    legacy = R.c.final_attempt.is_(None)
-    final = or_(R.c.final_attempt.is_(True), and_(legacy, R.c.attempt == chains.c.last))
-    fallback = or_(
-        and_(R.c.final_attempt.is_(True), R.c.fallback.is_(True)),
-        and_(legacy, R.c.attempt == chains.c.last, R.c.provider != chains.c.first_provider),
-    )
+    legacy = and_(R.c.final_attempt.is_(None), R.c.attempt == chains.c.last)
+    final = or_(marked_final, legacy)
+    fallback = or_(marked_fallback, and_(legacy, R.c.provider != chains.c.first_provider))
+    return R.outerjoin(chains, chains.c.request_id == R.c.request_id), final, fallback
+
+
+def _day_query(dialect: str, start: datetime, end: datetime, unmarked: bool) -> Select[Any]:
+    in_day = and_(R.c.created_at >= start, R.c.created_at < end)
+    source, final, fallback = _marks_sql(start, end, unmarked)
 
     def total(column: Any) -> Any:
         return func.coalesce(func.sum(column), 0)
@@ -313,12 +327,7 @@ def _day_query(dialect: str, start: datetime, end: datetime) -> Select[Any]:
         *_histogram_sql(R.c.ttft_ms),
     ]
     labelled = [v.label(name) for v, name in zip(values, COUNTERS, strict=True)]
-    return (
-        select(*dims, *labelled)
-        .select_from(R.outerjoin(chains, chains.c.request_id == R.c.request_id))
-        .where(in_day)
-        .group_by(*dims)
-    )
+    return select(*dims, *labelled).select_from(source).where(in_day).group_by(*dims)
 
 
 def _rebuild_day(conn: Connection, start: datetime) -> DayRebuilt:
@@ -330,9 +339,12 @@ def _rebuild_day(conn: Connection, start: datetime) -> DayRebuilt:
         conn.execute(text("LOCK TABLE llm_usage_hourly IN EXCLUSIVE MODE"))
     # On SQLite the DELETE takes the write lock first, so the read below sees the latest rows.
     conn.execute(delete(U).where(U.c.bucket_start >= start, U.c.bucket_start < end))
+    in_day = and_(R.c.created_at >= start, R.c.created_at < end)
+    probe = select(R.c.id).where(in_day, R.c.final_attempt.is_(None)).limit(1)
+    unmarked = conn.execute(probe).first() is not None
     buckets: dict[tuple, list] = {}
     rows = 0
-    for found in conn.execute(_day_query(dialect, start, end)).mappings():
+    for found in conn.execute(_day_query(dialect, start, end, unmarked)).mappings():
         key = (_hour(found["bucket_start"]), *(found[name] for name in KEY[1:]))
         buckets[key] = [_number(name, found[name]) for name in COUNTERS]
         rows += int(found["attempts"])
