@@ -24,6 +24,7 @@ rows), so rollups whose raw rows were pruned (retention.py) stay as they are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,35 @@ def _marks(row: dict[str, Any], chains: Chains) -> tuple[bool, bool]:
     return final, final and row["provider"] != first_provider
 
 
+# Offsets in COUNTERS of the token sums.
+TOKEN_FIELDS = (
+    (3, "input_tokens"),
+    (4, "output_tokens"),
+    (5, "cached_tokens"),
+    (6, "reasoning_tokens"),
+)
+
+
+# A value the raw insert accepted but Python cannot add (numbers as text from a hand-written
+# row) must not make the batch fail: a bad record is not an outage. Counted as the database
+# would (numeric text as its number, anything else as nothing); `rebuild` recomputes in SQL.
+def _int(value: Any) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = value if type(value) is float else float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def aggregate(rows: Iterable[dict[str, Any]], chains: Chains | None = None) -> dict[tuple, list]:
     """Rows of `llm_requests` → {bucket key: counters in COUNTERS order}."""
     chains = chains or {}
@@ -132,23 +162,23 @@ def aggregate(rows: Iterable[dict[str, Any]], chains: Chains | None = None) -> d
         acc[0] += final
         acc[1] += 1
         acc[2] += fallback
-        acc[3] += row.get("input_tokens") or 0
-        acc[4] += row.get("output_tokens") or 0
-        acc[5] += row.get("cached_tokens") or 0
-        acc[6] += row.get("reasoning_tokens") or 0
-        cost = float(row.get("cost_usd") or 0.0)
+        for offset, name in TOKEN_FIELDS:
+            tokens = row.get(name)
+            if tokens:
+                acc[offset] += tokens if type(tokens) is int else _int(tokens)
+        cost = _float(row.get("cost_usd")) or 0.0
         acc[7] += cost
         source = row.get("cost_source")
         if source == "provider":
             acc[8] += cost
         elif source == "estimated":
             acc[9] += cost
-        latency = row.get("latency_ms")
+        latency = _float(row.get("latency_ms"))
         if latency is not None:
             acc[10] += latency
             acc[11] += 1
             acc[_LAT0 + bucket_index(latency)] += 1
-        ttft = row.get("ttft_ms")
+        ttft = _float(row.get("ttft_ms"))
         if ttft is not None:
             acc[12] += ttft
             acc[13] += 1

@@ -247,3 +247,19 @@ def test_rebuild_keeps_rollups_of_days_whose_raw_rows_are_gone(
     assert rebuild(engine, since=timedelta(days=365), now=NOW) == []
     with engine.connect() as conn:
         assert rollup_totals(conn)["calls"] == 2
+
+
+def test_numbers_written_as_text_do_not_stop_the_writer(
+    engine: Engine, writer: Callable[..., AuditWriter]
+) -> None:
+    """The database accepts '12' for an integer column; the rollup must not choke on it."""
+    base = {"created_at": NOW, "model": "m", "provider": "a", "status": "ok", "final_attempt": True}
+    w = writer()
+    text_numbers = {"input_tokens": "12", "cost_usd": "0.5", "latency_ms": "30.5"}
+    write_all(w, [{**base, "request_id": "t", "attempt": 1, **text_numbers}])
+    write_all(w, [{**base, "request_id": "u", "attempt": 1, "input_tokens": 3}])
+    assert (w.stats.written, w.stats.last_error) == (2, None)
+    with engine.connect() as conn:
+        totals = rollup_totals(conn)
+    assert (totals["input_tokens"], totals["cost_usd"], totals["latency_count"]) == (15, 0.5, 1)
+    assert_same(stored_rollup(engine), raw_rollup(engine))
