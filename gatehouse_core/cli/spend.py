@@ -85,8 +85,10 @@ def audit_prune(args: argparse.Namespace, ctx: Context) -> int:
             f"--older-than {args.older_than} is under a day; prune keeps whole days, give e.g. 90d"
         )
 
+    meter = _Meter("deleted")
+
     def batch_done(step: PruneProgress) -> None:
-        _note(f"deleted {step.deleted} of {step.total} audit rows")
+        meter.show(step.deleted, step.total)
 
     result = prune(ctx.engine, older_than=older_than, progress=batch_done)
     if args.json:
@@ -108,12 +110,15 @@ class _Meter:
         self.shown = -1
 
     def __call__(self, step: DemoProgress) -> None:
-        percent = 100 * step.written // max(step.total, 1)
-        if percent // 5 == self.shown // 5 and step.written < step.total:
+        self.show(step.written, step.total)
+
+    def show(self, done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if percent // 5 == self.shown // 5 and done < total:
             return
         self.shown = percent
-        rate = step.written / max(time.monotonic() - self.started, 1e-6)
-        _note(f"{self.verb} {step.written}/{step.total} rows ({percent}%), {rate:,.0f} rows/s")
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        _note(f"{self.verb} {done}/{total} rows ({percent}%), {rate:,.0f} rows/s")
 
 
 def demo_data(args: argparse.Namespace, ctx: Context) -> int:

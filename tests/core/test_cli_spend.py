@@ -46,7 +46,10 @@ def test_demo_data_rebuild_prune_and_delete(
     engine.dispose()
 
     before = count(UsageHourly.__table__)
-    pruned = json.loads(ok(capsys, "audit", "prune", "--older-than", "1d", "--json"))
+    code, out, err = run(capsys, "audit", "prune", "--older-than", "1d", "--json")
+    assert code == 0, err
+    pruned = json.loads(out)
+    assert f"deleted {pruned['deleted']}/{pruned['deleted']} rows (100%)" in err
     assert set(pruned) == {"cutoff", "deleted"} and pruned["deleted"] > 0
     assert count(LLMRequest.__table__) == 900 - pruned["deleted"]
     assert count(UsageHourly.__table__) == before  # rollups stay
