@@ -218,17 +218,14 @@ def _upsert(dialect: str) -> Any:
     )
 
 
-def _write(conn: Connection, buckets: dict[tuple, list], sign: int = 1) -> None:
+def _write(conn: Connection, buckets: dict[tuple, list]) -> None:
     if not buckets:
         return
+    # Sorted: concurrent writers lock shared buckets in the same order (no deadlock).
     params = [
         {**dict(zip(KEY, key, strict=True)), **dict(zip(COUNTERS, values, strict=True))}
         for key, values in sorted(buckets.items())
     ]
-    if sign < 0:
-        for p in params:
-            for name in COUNTERS:
-                p[name] = -p[name]
     conn.execute(_upsert(conn.dialect.name), params)
 
 
