@@ -19,7 +19,7 @@ from tests.core.spend_data import random_rows
 
 def main(spec: dict) -> int:
     engine = make_engine(spec["url"])
-    rows = random_rows(spec["seed"], spec["calls"], prefix=spec["prefix"])
+    rows = random_rows(spec["seed"], spec["calls"], prefix=spec["prefix"], narrow=True)
     writer = AuditWriter(engine, spill_dir=Path(spec["spill_dir"]), batch_size=15)
     Path(spec["ready"]).touch()
     deadline = time.monotonic() + 30

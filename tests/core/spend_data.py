@@ -35,20 +35,25 @@ def _duration(rng: random.Random) -> float | None:
     return round(rng.lognormvariate(6.5, 1.2), 2)
 
 
-def random_rows(seed: int, calls: int, *, prefix: str, now: datetime = NOW) -> list[dict[str, Any]]:
+def random_rows(
+    seed: int, calls: int, *, prefix: str, now: datetime = NOW, narrow: bool = False
+) -> list[dict[str, Any]]:
     """Attempt chains of `calls` calls over the 3 days before `now`, marked like the gateway
     marks them (final_attempt on the last row of each call, fallback when its provider differs
-    from the first one tried)."""
+    from the first one tried). `narrow`: all within two hours and one source and actor, so
+    concurrent writers keep hitting the same few rollup buckets."""
     rng = random.Random(seed)
     rows = []
+    span = 3600 if narrow else 3 * 86400
+    sources, actors = ((None,), ("alice",)) if narrow else (SOURCES, ACTORS)
     for n in range(calls):
-        start = now - timedelta(seconds=rng.uniform(0, 3 * 86400))
+        start = now - timedelta(seconds=rng.uniform(0, span))
         chain = rng.choices((1, 2, 3), weights=(70, 20, 10))[0]
         providers = [rng.choice(PROVIDERS)]
         for _ in range(chain - 1):
             providers.append(rng.choice((providers[-1], rng.choice(PROVIDERS))))
         model = rng.choice(MODELS)
-        source, actor = rng.choice(SOURCES), rng.choice(ACTORS)
+        source, actor = rng.choice(sources), rng.choice(actors)
         outcome = rng.choices(("ok", "error", "incomplete"), weights=(85, 10, 5))[0]
         for attempt, provider in enumerate(providers, start=1):
             last = attempt == chain
