@@ -382,10 +382,14 @@ def _check(days: int, rows: int) -> None:
 
 
 def demo_present(engine: Engine) -> bool:
-    """Whether demo rows are stored (their rollup rows are, in the same transactions)."""
+    """Whether demo rows are stored: their rollup rows (a small table) or, should the rollup
+    have been cleared, the raw rows themselves."""
     with engine.connect() as conn:
-        query = select(U.c.id).where(U.c.source == DEMO_SOURCE).limit(1)
-        return conn.execute(query).first() is not None
+        for table in (U, R):
+            query = select(table.c.id).where(table.c.source == DEMO_SOURCE).limit(1)
+            if conn.execute(query).first() is not None:
+                return True
+    return False
 
 
 def write_demo_data(

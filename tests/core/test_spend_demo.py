@@ -15,7 +15,7 @@ from gatehouse_core.audit import _insert_batch
 from gatehouse_core.catalog import Catalog
 from gatehouse_core.db import make_engine
 from gatehouse_core.errors import ConfigError
-from gatehouse_core.schema import LLMRequest
+from gatehouse_core.schema import LLMRequest, UsageHourly
 from gatehouse_core.spend.demo import (
     DEMO_SOURCE,
     DemoProgress,
@@ -141,3 +141,11 @@ def test_several_worker_processes_write_the_same_history(engine: Engine, catalog
         stored = conn.execute(select(table.c.request_id, table.c.attempt)).all()
     assert sorted(stored) == sorted((r["request_id"], r["attempt"]) for r in expected)
     assert_same(stored_rollup(engine), raw_rollup(engine))
+
+
+def test_demo_rows_without_rollups_still_count_as_present(engine: Engine) -> None:
+    write_demo_data(engine, days=1, rows=30, seed=1, now=NOW)
+    with engine.begin() as conn:
+        conn.execute(UsageHourly.__table__.delete())  # e.g. before a rebuild
+    with pytest.raises(ConfigError, match="already holds demo data"):
+        write_demo_data(engine, days=1, rows=30, seed=1, now=NOW)
