@@ -200,7 +200,7 @@ def _cumulative(weights: Iterable[float]) -> list[float]:
 
 
 class _Generator:
-    """One seeded stream of attempt chains; `rows_for_hour` yields exactly the budget.
+    """Attempt chains from one random stream per hour; `rows_for_hour` yields its budget.
 
     Hot loop for 10⁷ rows: weights are cumulative lists picked with bisect, lognormals come
     from one gauss each, rows start as a copy of a template dict."""
@@ -229,7 +229,7 @@ class _Generator:
         split of the hours between processes writes the same history."""
         plan = self.plan
         rng = self.rng = random.Random(plan.seed * 100_003 + hour)  # hours < 100_003
-        self.hour, self.calls = hour, 0
+        self.calls = 0
         at = plan.start + timedelta(hours=hour)
         budget = plan.budgets[hour]
         offsets = sorted(rng.random() * 3600 for _ in range(budget))
@@ -355,10 +355,12 @@ def _plan(*, days: int, rows: int, seed: int, now: datetime) -> _Plan:
     start = end - timedelta(days=days)
     hours = days * 24
     rng = random.Random(seed)
-    budgets = _row_budgets(rows, _hour_weights(start, hours, rng))
+    weights = _hour_weights(start, hours, rng)
+    runaway = rng.randrange(hours)
+    weights[runaway] *= 5  # the batch job loops: one more spike
     incident_at = rng.randrange(hours)
     incident = (incident_at, incident_at + rng.randint(2, 5), PROVIDERS[0])
-    return _Plan(seed, start, tuple(budgets), incident, rng.randrange(hours))
+    return _Plan(seed, start, tuple(_row_budgets(rows, weights)), incident, runaway)
 
 
 def generate_rows(
