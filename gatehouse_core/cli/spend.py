@@ -39,12 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=rollups_rebuild)
 
     p = sub.add_parser("demo-data", help="write (or --delete) realistic demo history")
-    p.add_argument("--days", type=positive_int, default=30, metavar="N", help="days of history")
-    p.add_argument("--rows", type=positive_int, default=100_000, metavar="N", help="audit rows")
+    # Defaults are applied in demo_data(), so --delete can tell options it would ignore.
+    p.add_argument("--days", type=positive_int, metavar="N", help="days of history (30)")
+    p.add_argument("--rows", type=positive_int, metavar="N", help="audit rows (100000)")
     p.add_argument("--seed", type=int, metavar="S", help="same seed, same history shape")
-    p.add_argument(
-        "--workers", type=positive_int, default=1, metavar="N", help="write from N processes"
-    )
+    p.add_argument("--workers", type=positive_int, metavar="N", help="write from N processes (1)")
     p.add_argument("--delete", action="store_true", help="remove the demo rows and rollups")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=demo_data)
@@ -122,6 +121,13 @@ class _Meter:
 
 
 def demo_data(args: argparse.Namespace, ctx: Context) -> int:
+    options = {"--days": args.days, "--rows": args.rows, "--seed": args.seed}
+    options["--workers"] = args.workers
+    given = [name for name, value in options.items() if value is not None]
+    if args.delete and given:
+        raise ConfigError(
+            f"--delete removes all demo data and takes no {', '.join(given)}; drop them"
+        )
     if args.delete:
         deleted = delete_demo_data(ctx.engine, progress=_Meter("deleted"))
         if args.json:
@@ -131,10 +137,10 @@ def demo_data(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     result = write_demo_data(
         ctx.engine,
-        days=args.days,
-        rows=args.rows,
+        days=args.days or 30,
+        rows=args.rows or 100_000,
         seed=args.seed,
-        workers=args.workers,
+        workers=args.workers or 1,
         progress=_Meter("wrote"),
     )
     if args.json:

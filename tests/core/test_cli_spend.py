@@ -75,6 +75,7 @@ def test_human_output_says_what_happened(capsys: pytest.CaptureFixture[str]) -> 
         (("audit", "prune", "--older-than", "12h"), "under a day"),
         (("audit", "prune", "--older-than", "soon"), "not a time span"),
         (("rollups", "rebuild", "--since", "0d"), "empty time span"),
+        (("demo-data", "--delete", "--rows", "5", "--seed", "0"), "takes no --rows, --seed"),
     ],
 )
 def test_bad_spans_are_one_line_errors(
