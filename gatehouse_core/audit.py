@@ -59,6 +59,7 @@ from . import lifecycle, settings
 from .db import unreachable
 from .reports import parse_since, recent_requests, usage_summary
 from .schema import LLMRequest
+from .spend.rollups import apply_rows
 from .telemetry import scrub
 
 __all__ = [
@@ -212,6 +213,7 @@ def _insert_rows(conn: Connection, rows: list[dict[str, Any]], dedup: bool) -> i
         rows = fresh
     if rows:
         conn.execute(insert(TABLE), rows)
+        apply_rows(conn, rows)  # the hourly rollup, in the same transaction as the rows
     return len(rows)
 
 

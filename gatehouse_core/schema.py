@@ -105,9 +105,12 @@ class LLMRequest(Base):
 
     __tablename__ = "llm_requests"
     __table_args__ = (
-        Index("ix_llm_requests_created_at", "created_at"),
-        Index("ix_llm_requests_provider_created_at", "provider", "created_at"),
-        Index("ix_llm_requests_model_created_at", "model", "created_at"),
+        # Fitted to the queries (0005): time ranges, keyset pages on (created_at, id), retention;
+        # workflow/trace views, which are not rollup dimensions. Totals per provider or model
+        # read llm_usage_hourly, so no index leads with those columns any more.
+        Index("ix_llm_requests_created_at", "created_at", "id"),
+        Index("ix_llm_requests_workflow_created_at", "workflow_id", "created_at"),
+        Index("ix_llm_requests_trace_created_at", "trace_id", "created_at"),
         # One row per attempt: the database itself refuses a duplicate after a retried batch.
         Index("uq_llm_requests_request_attempt", "request_id", "attempt", unique=True),
     )

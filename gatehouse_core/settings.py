@@ -86,6 +86,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between checks for provider changes made by other processes.",
     ),
     Setting(
+        "GATEHOUSE_AUDIT_RETENTION_DAYS",
+        None,
+        "Days of raw audit rows (llm_requests) to keep; a running console deletes older ones "
+        "once a day, the hourly rollups stay. Unset: keep everything.",
+    ),
+    Setting(
         "CODEGEN_PROVIDER",
         None,
         "Fallback provider type (e.g. openrouter) used only while the database has no provider.",
@@ -145,6 +151,22 @@ def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
         raise SettingError(f"{name}={raw!r} is not a number; unset it or give seconds") from None
     if value < 0:
         raise SettingError(f"{name}={raw!r} must not be negative; unset it or give seconds")
+    return value
+
+
+def get_positive_int(name: str, env: Mapping[str, str] | None = None) -> int | None:
+    """A whole number of at least 1, or None when unset; SettingError for anything else."""
+    raw = get(name, env)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingError(
+            f"{name}={raw!r} is not a whole number of at least 1; unset it or give e.g. 90"
+        )
     return value
 
 

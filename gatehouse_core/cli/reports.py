@@ -25,6 +25,7 @@ from typing import Any
 from ..audit import default_spill_dir, import_spilled
 from ..reports import GROUPINGS, parse_since, recent_requests, usage_summary
 from ..results import ATTEMPT_STATUSES
+from . import spend
 from .context import Context
 from .output import print_json, print_table
 
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     p = cmds.add_parser("flush", help="import audit rows spilled while the database was down")
     p.set_defaults(handler=audit_flush)
+    spend.register_audit(cmds)  # `audit prune` lives with the other spend commands
 
 
 def requests(args: argparse.Namespace, ctx: Context) -> int:
