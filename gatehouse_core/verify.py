@@ -16,21 +16,13 @@ from typing import Any
 
 import openai
 
+from .catalog import no_api_answer  # one text for every /models failure (no port mapping)
 from .errors import NotFound
 from .hosts import host_error
 from .policy import HINTS, classify
 from .registry import Registry, ResolvedProvider
 
 log = logging.getLogger("gatehouse.verify")
-
-
-def no_api_answer(base_url: str) -> str:
-    """One text for every way /models can fail (refused, timeout, not HTTP, an HTTP error,
-    not JSON): Test connection must not tell an admin which internal ports are open."""
-    return (
-        f"GET {base_url.rstrip('/')}/models did not answer like an OpenAI-compatible API; "
-        "check the base URL (the server log has the details)"
-    )
 
 
 @dataclass(frozen=True)
