@@ -55,6 +55,11 @@ def is_registered_secret(value: str) -> bool:
     return value in _secrets or value == os.environ.get("CODEGEN_API_KEY", "").strip()
 
 
+def looks_like_secret(text: str) -> bool:
+    """True for a value shaped like an API key or bearer token as a whole."""
+    return _SECRET_PATTERNS.fullmatch(text.strip()) is not None
+
+
 def scrub(text: str) -> str:
     """Replace every known key, and key- and token-shaped substrings, with a marker."""
     env_key = os.environ.get("CODEGEN_API_KEY", "").strip()
