@@ -90,17 +90,19 @@ def base_url_error(base_url: Any) -> str | None:
         return f"a base URL is required: it is not an http(s) URL; {example}"
     if len(base_url) > BASE_URL_MAX:
         return f"the base URL is longer than {BASE_URL_MAX} characters"
-    if not re.fullmatch(r"[\x21-\x7e]+", base_url):
-        return (
-            "the base URL contains spaces, line breaks, control or non-ASCII characters; "
-            f"type it again ({example}; use the punycode form of an international host)"
-        )
-    parsed = urlparse(base_url)
-    if "@" in parsed.netloc:
+    if "@" in urlparse(base_url).netloc or "@" in base_url.partition("//")[2].split("/")[0]:
+        # Checked first and never echoed: the part before @ is a password.
         return (
             "the base URL contains a user name or password (user:pw@host); remove it and "
             "store the API key with set-key instead"
         )
+    if not re.fullmatch(r"[\x21-\x7e]+", base_url):
+        return (
+            f"{base_url[:100]!r} is not an http(s) URL: it contains spaces, line breaks, "
+            f"control or non-ASCII characters; type it again ({example}; use the punycode "
+            "form of an international host)"
+        )
+    parsed = urlparse(base_url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return f"{base_url!r} is not an http(s) URL; {example}"
     try:
