@@ -412,8 +412,9 @@ class Registry:
                     {
                         "base_url": (
                             f"the base URL moves {name} to another host ({moved_to}); the "
-                            "stored API key would be sent there. Give the key again, or confirm "
-                            f"the new host (CLI: --confirm-new-host {moved_to})"
+                            "stored API key would be sent there. Enter the key again (console: "
+                            "Replace API key; CLI: --api-key-stdin), or confirm the new host "
+                            f"(CLI: --confirm-new-host {moved_to})"
                         )
                     }
                 )
@@ -623,6 +624,8 @@ class Registry:
             secrets = {r.provider_name: r for r in s.scalars(select(ProviderSecret))}
         if not stored:
             env_config = self._env_provider()
+            if env_config is not None:
+                _check_env_provider(env_config, self._env)
             key = settings.get("CODEGEN_API_KEY", self._env)
             register_secret(key)
             problem = api_key_error(key) if key else None
@@ -739,6 +742,20 @@ def _check_api_key(api_key: str) -> None:
     problem = api_key_error(api_key)
     if problem:
         raise ValidationError({"api_key": problem})
+
+
+def _check_env_provider(config: ProviderConfig, env: Mapping[str, str] | None) -> None:
+    """The CODEGEN_* fallback provider obeys the same rules as a stored one."""
+    try:
+        config.validate()
+        problem = host_error(config.base_url, env)
+        if problem:
+            raise ValidationError({"base_url": problem})
+    except ValidationError as exc:
+        raise ConfigError(
+            f"The fallback provider `env` built from CODEGEN_URL / CODEGEN_MODEL is invalid: "
+            f"{exc}. Fix those environment variables, or add a provider."
+        ) from None
 
 
 def _named(providers: list[ProviderConfig], name: str) -> ProviderConfig | None:

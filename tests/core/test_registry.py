@@ -812,3 +812,20 @@ def test_a_worker_without_the_new_secrets_key_keeps_serving_a_rotated_key(
     admin.set_key("a", KEY_B, actor="ops")  # a different key: no grace, the worker says so
     replaced = worker.snapshot().get("a")
     assert replaced.api_key is None and "cannot decrypt" in replaced.key_error.lower()
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("https://user:s3cretpw@openrouter.ai/api/v1", "user:pw@host"),
+        ("http://169.254.169.254/v1", "not an allowed provider host"),
+        ("https://openrouter.ai/api/v1\r\nX: 1", "not an http(s) URL"),
+    ],
+)
+def test_an_invalid_codegen_url_is_a_config_error_naming_the_variable(
+    sqlite_engine: Engine, url: str, detail: str
+) -> None:
+    reg = Registry(sqlite_engine, SecretBox.from_env(), env={**CODEGEN, "CODEGEN_URL": url})
+    with pytest.raises(ConfigError, match="CODEGEN_URL") as caught:
+        reg.snapshot()
+    assert detail in str(caught.value) and "s3cretpw" not in str(caught.value)
