@@ -1,5 +1,5 @@
-"""Catalog checks in the console: distinct counts after a refresh, mistyped default models
-flagged in the Providers table, a base URL move that would re-target the stored key."""
+"""Registry and catalog checks seen in the console: distinct counts after a refresh, mistyped
+default models flagged, a base URL move that would re-target the stored key, bad DB URLs."""
 
 from __future__ import annotations
 
@@ -54,3 +54,14 @@ def test_editing_the_base_url_to_another_host_asks_for_the_key_again(
     at = at.button(key="provider_edit_submit").click().run()
     assert any("another host (elsewhere.example)" in e.value for e in at.error)
     assert registry.get("primary").config.base_url.startswith("http://127.0.0.1:")
+
+
+def test_unparseable_database_url_is_not_echoed_on_the_console(monkeypatch) -> None:
+    from tests.console.conftest import new_app
+
+    for url in ("postgresql+psycopg://u:hunter2@db:port/x", "hunter2 is not a url"):
+        monkeypatch.setenv("GATEHOUSE_DATABASE_URL", url)
+        at = new_app().run()
+        assert not at.exception
+        assert at.error and "GATEHOUSE_DATABASE_URL" in at.error[0].value
+        assert "hunter2" not in texts(at)
