@@ -297,10 +297,12 @@ class Registry:
                 f"{self._first_timeout:g} s. Check GATEHOUSE_DATABASE_URL and that the "
                 "server is running."
             )
-        if check.error is not None and (
-            current is None or not isinstance(check.error, DatabaseUnavailable | ConfigError)
-        ):
-            raise check.error
+        # A forced read wants the stored truth: a malformed document is reported, while an
+        # unreachable database still falls back to the last snapshot.
+        # (Here the caller has no snapshot yet, or forced the read.)
+        error = check.error
+        if error is not None and (current is None or not isinstance(error, DatabaseUnavailable)):
+            raise error
         return self._snapshot or current  # type: ignore[return-value]
 
     @property

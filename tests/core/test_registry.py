@@ -789,6 +789,9 @@ def test_the_last_good_snapshot_keeps_serving_after_a_bad_hand_edit(
     assert reg.snapshot() is good
     with pytest.raises(ConfigError, match="priority"):
         reg.providers()
+    with pytest.raises(ConfigError, match="priority"):  # a forced read reports it
+        reg.snapshot(force=True)
+    assert reg.snapshot() is good
 
 
 # ---- secrets rotation gives running workers grace -----------------------------------------
