@@ -22,6 +22,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 _PG_MIGRATION_LOCK = 7_163_011  # advisory lock id: concurrent first starts migrate one at a time
+_PG_WRITE_LOCK = 7_163_012  # advisory lock id of write_lock transactions (registry changes)
 
 
 def describe_url(url: str) -> str:
@@ -168,7 +169,8 @@ def transaction(engine: Engine, *, write_lock: bool = False) -> Iterator[Session
 
     `write_lock=True` is for read-modify-write: on SQLite the transaction starts with
     `BEGIN IMMEDIATE`, so a second writer waits (busy_timeout) before it reads instead of
-    overwriting what the first one wrote. (PostgreSQL callers lock rows with FOR UPDATE.)
+    overwriting what the first one wrote; on PostgreSQL it takes a transaction-scoped advisory
+    lock, which also covers the row that does not exist yet (two first adds at once).
     """
     try:
         with Session(engine, expire_on_commit=False) as session, session.begin():
@@ -176,6 +178,8 @@ def transaction(engine: Engine, *, write_lock: bool = False) -> Iterator[Session
                 # pysqlite starts its own transaction only before DML; issuing BEGIN first
                 # makes the reads that follow part of one write-locked transaction.
                 session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            elif write_lock and engine.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_WRITE_LOCK})
             yield session
     except OperationalError as exc:
         raise unreachable(engine, exc) from None

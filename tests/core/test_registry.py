@@ -832,3 +832,34 @@ def test_an_invalid_codegen_url_is_a_config_error_naming_the_variable(
     with pytest.raises(ConfigError, match="CODEGEN_URL") as caught:
         reg.snapshot()
     assert detail in str(caught.value) and "s3cretpw" not in str(caught.value)
+
+
+def test_two_first_adds_at_once_both_land(db_url: str) -> None:
+    import threading
+
+    make_engine(db_url).dispose()  # migrated once, so both threads start on the same schema
+    barrier = threading.Barrier(2, timeout=30)
+    errors: list[BaseException] = []
+
+    def add(name: str) -> None:
+        engine = make_engine(db_url)
+        try:
+            barrier.wait()
+            Registry(engine, SecretBox.from_env(), env={}).add(cfg(name), actor=name)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    engine = make_engine(db_url)
+    assert sorted(v.name for v in Registry(engine, SecretBox.from_env(), env={}).providers()) == [
+        "a",
+        "b",
+    ]
+    engine.dispose()
