@@ -92,6 +92,13 @@ SETTINGS: tuple[Setting, ...] = (
         "once a day, the hourly rollups stay. Unset: keep everything.",
     ),
     Setting(
+        "GATEHOUSE_PROVIDER_HOSTS",
+        None,
+        "Comma-separated host patterns provider base URLs may point to (e.g. "
+        "openrouter.ai,*.example.com); checked on save, Test connection and models refresh. "
+        "Unset: any host. Link-local and cloud metadata addresses are always refused.",
+    ),
+    Setting(
         "CODEGEN_PROVIDER",
         None,
         "Fallback provider type (e.g. openrouter) used only while the database has no provider.",

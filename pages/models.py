@@ -30,10 +30,10 @@ def refresh() -> None:
         results = state.catalog().refresh(providers, on_progress=progress)
         ui.forget()
         failed = [r for r in results if not r.ok]
-        total = sum(r.count for r in results)
+        total = state.catalog().stored_count()  # distinct models, not the sum per provider
         status.update(
-            label=f"Refreshed {total} models from {len(results) - len(failed)} of "
-            f"{len(results)} providers",
+            label=f"Refreshed {len(results) - len(failed)} of {len(results)} providers: "
+            f"{total} models in the catalog",
             state="error" if failed else "complete",
             expanded=bool(failed),
         )

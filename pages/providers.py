@@ -202,7 +202,11 @@ with shown():
         st.warning(undecryptable_message(locked), icon=":material/key_off:")
     if views:
         st.dataframe(
-            ui.table_rows(views, gateway_health()),
+            ui.table_rows(
+                views,
+                gateway_health(),
+                state.catalog().unknown_default_models([v.config for v in views]),
+            ),
             key="providers_table",
             hide_index=True,
             width="stretch",

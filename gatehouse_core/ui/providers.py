@@ -71,8 +71,14 @@ def health_text(health: Any | None, now: float) -> str:
     return " · ".join(parts) or "no calls yet"
 
 
-def table_rows(views: list[ProviderView], health: list[Any] | None) -> list[dict[str, Any]]:
+def table_rows(
+    views: list[ProviderView],
+    health: list[Any] | None,
+    unknown_models: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """`unknown_models` (catalog.unknown_default_models) marks mistyped default models."""
     by_name = {h.name: h for h in health or []}
+    unknown = unknown_models or {}
     now = time.monotonic()
     return [
         {
@@ -81,7 +87,8 @@ def table_rows(views: list[ProviderView], health: list[Any] | None) -> list[dict
             "Priority": v.config.priority,
             "Default": v.config.is_default,
             "Enabled": v.config.enabled,
-            "Default model": v.config.default_model,
+            "Default model": v.config.default_model
+            + (" ⚠ not in the catalog" if v.name in unknown else ""),
             "Rate limits": limits_text(v.config.rate_limit),
             "API key": key_text(v),
             "Key set": format.when(v.key.rotated_at) if v.key else "—",

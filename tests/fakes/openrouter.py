@@ -679,11 +679,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _models(self, request: RecordedRequest) -> None:
         fake = self.server.fake
+        if fake.models_redirect_to is not None:
+            self._send_head(302, {"Location": fake.models_redirect_to}, 0)
+            return
         self._send_json(200, models_payload(fake.models, fake.models_shape))
 
     def _key(self, request: RecordedRequest) -> None:
         key = request.api_key or ""
-        self._send_json(200, self.server.fake.key_payload(key))
+        fake = self.server.fake
+        if fake.key_body is not None:  # any JSON value, to test unexpected /key shapes
+            self._send_json(200, fake.key_body)
+            return
+        self._send_json(200, fake.key_payload(key))
 
     def _credits(self, request: RecordedRequest) -> None:
         fake = self.server.fake
@@ -891,6 +898,10 @@ class FakeOpenRouter:
         self.accept_any_key = accept_any_key
         self.default_reply = Reply()
         self.route_fallback_models = True
+        # Test hooks: `/key` answers exactly this JSON value when set; `/models` answers a
+        # 302 to this URL when set (GateHouse must not follow it).
+        self.key_body: Any = None
+        self.models_redirect_to: str | None = None
         self.validate_models = False
         self.models: list[dict[str, Any]] = json.loads(MODELS_FIXTURE.read_bytes())["data"]
         self.models_shape: ModelsShape = models_shape

@@ -169,3 +169,52 @@ def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+class BlackholeProxy(TcpProxy):
+    """A TcpProxy that can turn into a black hole: `blackhole()` keeps every connection open
+    and accepts new ones, but from then on forwards nothing either way (a database whose
+    host stopped answering without closing anything). `stop()` closes it all.
+
+        proxy = BlackholeProxy(5432).start()
+        ...                      # traffic flows
+        proxy.blackhole()        # reads and writes now hang
+    """
+
+    def __init__(self, target_port: int, **kwargs: Any):
+        super().__init__(target_port, **kwargs)
+        self._blackholed = threading.Event()
+
+    def blackhole(self) -> None:
+        self._blackholed.set()
+
+    def restore(self) -> None:
+        """Forward again (data swallowed meanwhile stays lost, as on a real network)."""
+        self._blackholed.clear()
+
+    @property
+    def blackholed(self) -> bool:
+        return self._blackholed.is_set()
+
+    def _connect(self, client: socket.socket) -> None:
+        if self._blackholed.is_set():
+            return self._swallow(client)
+        super()._connect(client)
+
+    def _swallow(self, client: socket.socket) -> None:
+        try:
+            while not self._stopping.is_set() and client.recv(65536):
+                pass
+        except OSError:
+            pass
+        _close(client)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if not self._blackholed.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+        _close(src)
+        _close(dst)
