@@ -87,7 +87,7 @@ def row(entry: CatalogEntry) -> dict[str, Any]:
     }
 
 
-ROW_PX, MAX_TABLE_PX = 35, 700
+ROW_PX, MAX_TABLE_PX = 35, 21 * 35 + 3  # header and 20 rows
 
 
 def table_height(rows: int) -> int:

@@ -83,6 +83,6 @@ def test_an_unknown_price_never_passes_a_price_limit(app_as: Callable[[str], App
 
 
 def test_the_table_is_tall_enough_to_show_twenty_rows() -> None:
-    assert models_ui.table_height(len(DEFAULT_CATALOG)) >= 21 * models_ui.ROW_PX
+    assert models_ui.table_height(len(DEFAULT_CATALOG)) == 21 * models_ui.ROW_PX + 3
     assert models_ui.table_height(3) == 4 * models_ui.ROW_PX + 3  # no empty space
     assert models_ui.table_height(5000) == models_ui.MAX_TABLE_PX  # then it scrolls
