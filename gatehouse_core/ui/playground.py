@@ -205,32 +205,44 @@ def stream_answer(gateway: Any, settings: CallSettings, turns: list[dict[str, An
     and append the assistant turn to `turns`.
 
     Whatever ends the run mid-answer (Stop, a new message, another widget) reaches here as
-    Streamlit's rerun exception: the stream is closed, which ends the upstream request and
-    records what was received, and the turn is kept as stopped, never silently lost.
+    Streamlit's stop/rerun exception: the stream is closed, which ends the upstream request
+    and records what was received. The turn is in the history from the start, marked stopped
+    until the answer completes: with fast reruns the next run starts before this one has
+    unwound, so it must already find the partial answer there, never a turn without one.
     """
     stop_slot, answer_slot = st.empty(), st.empty()
     stop_slot.button("Stop", key="pg_stop", icon=":material/stop_circle:")
-    received: list[str] = []
+    turn = stopped("")
+    messages = settings.messages(turns)
+    turns.append(turn)
     stream = None
     try:
-        stream = gateway.stream(settings.messages(turns), **settings.kwargs())
+        stream = gateway.stream(messages, **settings.kwargs())
         for delta in _with_waiting_indicator(stream):
-            received.append(delta)
-            answer_slot.markdown(untrusted.markdown("".join(received)) + CURSOR)
+            turn["content"] += delta
+            answer_slot.markdown(untrusted.markdown(turn["content"]) + CURSOR)
     except StreamInterrupted as exc:
-        turns.append(failed(exc, exc.partial_text))
+        final = failed(exc, exc.partial_text)
     except Exception as exc:
-        turns.append(failed(exc, "".join(received)))
+        final = failed(exc, turn["content"])
     except BaseException:
         if stream is not None:
             stream.close()
-        turns.append(stopped("".join(received), getattr(stream, "result", None)))
+        result = getattr(stream, "result", None)  # set when the gateway reports a closed stream
+        turn["meta"] = result.to_json() if result is not None else None
         raise
     else:
-        turns.append(answered("".join(received), stream.result))
+        final = answered(turn["content"], stream.result)
+    _replace(turns, turn, final)
     stop_slot.empty()
     answer_slot.empty()
-    render_answer(turns[-1])
+    render_answer(final)
+
+
+def _replace(turns: list[dict[str, Any]], old: dict[str, Any], new: dict[str, Any]) -> None:
+    for index, turn in enumerate(turns):
+        if turn is old:
+            turns[index] = new
 
 
 def _with_waiting_indicator(stream: Iterator[str]) -> Iterator[str]:

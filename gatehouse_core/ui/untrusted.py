@@ -11,8 +11,8 @@ Markdown's eyes too, so it only trusts
   above it; a blank line is put before it to be sure), up to the closing fence, and
 - inline code spans opened and closed on one line with no `|` inside (a table would split the
   cell there); any other backtick is escaped, so it cannot pair with one further on.
-Everywhere else `\\ [ ] < $ @` are escaped and `://` / `www.` broken, so no image, link
-(inline, reference, autolink or bare URL), HTML tag or formula can form. An escape inside
+Everywhere else `\\ [ ] < $ @` are escaped and bare URLs and emails broken by a word joiner,
+so no image, link (inline, reference, autolink or bare URL), HTML tag or formula can form. An escape inside
 something Markdown still treats as code only shows a backslash; it never un-escapes anything.
 """
 
@@ -22,14 +22,17 @@ import re
 
 _FENCE_OPEN = re.compile(r"^(`{3,})[^`]*$|^(~{3,}).*$")
 _ESCAPED = {"\\": "\\\\", "[": "\\[", "]": "\\]", "<": "\\<", "$": "\\$", "@": "\\@"}
-_BARE_LINK = re.compile(r"(?i)(?<=:)//|www\.")
+# Markdown turns bare URLs and emails into links after escapes are resolved, so a backslash
+# cannot stop it; an invisible word joiner inside the pattern does (the text reads the same).
+_BARE_LINK = re.compile(r"(?i)(?<=:)//|(?<=www)\.|@")
+_JOINER = "\u2060"
 _BACKTICKS = re.compile(r"`+")
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
 
 def text(value: str) -> str:
     """Shown as written: every Markdown character escaped (for error messages, labels)."""
-    return _PUNCTUATION.sub(r"\\\1", value)
+    return _PUNCTUATION.sub(r"\\\1", _break_links(value))
 
 
 def markdown(value: str) -> str:
@@ -89,6 +92,9 @@ def _closing_run(line: str, start: int, length: int) -> int | None:
     return None
 
 
+def _break_links(fragment: str) -> str:
+    return _BARE_LINK.sub(lambda m: _JOINER + m.group(), fragment)
+
+
 def _escape(fragment: str) -> str:
-    escaped = "".join(_ESCAPED.get(char, char) for char in fragment)
-    return _BARE_LINK.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], escaped)
+    return "".join(_ESCAPED.get(char, char) for char in _break_links(fragment))

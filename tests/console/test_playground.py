@@ -270,9 +270,10 @@ class _StreamCutByRerun:
     """A gateway whose stream yields one delta, then meets a rerun, the way Streamlit ends a
     run mid-answer when Stop is pressed (in the page the rerun comes from the next write)."""
 
-    def __init__(self) -> None:
+    def __init__(self, turns: list[dict]) -> None:
         self.closed = False
         self.result = None
+        self.turns = turns
 
     def stream(self, messages: object, **kwargs: object) -> _StreamCutByRerun:
         return self
@@ -284,6 +285,7 @@ class _StreamCutByRerun:
         if self.closed:
             raise StopIteration
         if getattr(self, "_sent", False):
+            self.history_when_cut = [dict(t) for t in self.turns]
             raise RerunException(None)
         self._sent = True
         return "Partial ans"
@@ -293,13 +295,17 @@ class _StreamCutByRerun:
 
 
 def test_a_stream_ended_by_a_rerun_is_closed_and_kept_as_stopped() -> None:
-    gateway = _StreamCutByRerun()
     turns = [{"role": "user", "content": "Hello"}]
+    gateway = _StreamCutByRerun(turns)
     settings = pg.CallSettings(None, None, "", None, None, "operator")
     with pytest.raises(RerunException):
         pg.stream_answer(gateway, settings, turns)
     assert gateway.closed
     assert turns[-1]["content"] == "Partial ans" and turns[-1]["stopped"]
+    # Already there while it streamed: with fast reruns the next run may read the history
+    # before this one has unwound.
+    assert gateway.history_when_cut[-1]["content"] == "Partial ans"
+    assert gateway.history_when_cut[-1]["stopped"]
     # A stopped answer is not sent back as context: the model never finished it.
     assert settings.messages([*turns, {"role": "user", "content": "Next"}]) == [
         {"role": "user", "content": "Hello"},

@@ -32,8 +32,13 @@ def test_images_links_html_and_math_are_escaped(attack: str) -> None:
 
 
 def test_bare_urls_and_emails_cannot_autolink() -> None:
+    # Markdown links these after resolving escapes; a word joiner breaks the pattern itself.
     shown = markdown("see https://evil.example, WWW.evil.example and me@evil.example")
-    assert "https:/\\/evil" in shown and "WWW\\.evil" in shown and "me\\@evil" in shown
+    assert "://" not in shown and "WWW." not in shown and "@" not in shown.replace("\u2060\\@", "")
+    assert shown.replace("\u2060", "").replace("\\", "") == (
+        "see https://evil.example, WWW.evil.example and me@evil.example"
+    )
+    assert "://" not in text("https://evil.example")
 
 
 def test_no_html_block_can_start_so_a_fence_is_always_a_fence() -> None:
