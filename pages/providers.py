@@ -174,7 +174,7 @@ def edit_form(view: ProviderView) -> None:
         forms.clear_errors(EDIT)
         ss[LOADED] = view.name
     with st.expander(f"Edit {view.name}", expanded=bool(forms.errors(EDIT))):
-        st.caption(f"Stored API key: {ui.key_text(view)}")
+        st.caption(ui.manage_caption(view))
         forms.leftover_errors(EDIT, set(ui.FIELDS))
         with st.form("provider_edit_form"):
             ui.render_fields(EDIT, EDIT, adding=False)

@@ -86,27 +86,31 @@ def table_rows(views: list[ProviderView], health: list[Any] | None) -> list[dict
             "Default model": v.config.default_model,
             "Rate limits": limits_text(v.config.rate_limit),
             "API key": key_text(v),
-            "Key set": format.when(v.key.rotated_at) if v.key else "—",
-            "Type": v.config.type,
             "Source": v.config.source,
         }
         for v in views
     ]
 
 
-# Widths in pixels that add up to less than the page at 1400 px with the sidebar open.
+# Widths in pixels that add up to less than the main area at 1400 px with the sidebar open
+# (938 px): nothing, Health least of all, is off-screen. Type and when the key was set are in
+# the Manage section.
 TABLE_COLUMNS = {
-    "Name": st.column_config.TextColumn(width=130),
-    "Health": st.column_config.TextColumn(width=220, help="Last success, failure or cooldown"),
-    "Status": st.column_config.TextColumn(width=120),
-    "Priority": st.column_config.NumberColumn(width=60, help="1 is tried first"),
-    "Default model": st.column_config.TextColumn(width=160),
-    "Rate limits": st.column_config.TextColumn(width=110),
+    "Name": st.column_config.TextColumn(width=110),
+    "Health": st.column_config.TextColumn(width=200, help="Last success, failure or cooldown"),
+    "Status": st.column_config.TextColumn(width=110),
+    "Priority": st.column_config.NumberColumn(width=55, help="1 is tried first"),
+    "Default model": st.column_config.TextColumn(width=150),
+    "Rate limits": st.column_config.TextColumn(width=100),
     "API key": st.column_config.TextColumn(width=100),
-    "Key set": st.column_config.TextColumn(width=130),
-    "Type": st.column_config.TextColumn(width=80),
-    "Source": st.column_config.TextColumn(width=80),
+    "Source": st.column_config.TextColumn(width=90),
 }
+
+
+def manage_caption(view: ProviderView) -> str:
+    """Type and key details of the provider being managed (kept out of the narrow table)."""
+    set_at = f", set {format.when(view.key.rotated_at)}" if view.key else ""
+    return f"Stored API key: {key_text(view)}{set_at} · type {view.config.type}"
 
 
 def default_name(views: list[ProviderView]) -> str | None:

@@ -88,6 +88,21 @@ def open_providers(page: Page) -> None:
     wait_for_app(page)
 
 
+_TABLE_OVERFLOW = """() => {
+    const scroller = document.querySelector('[data-testid="stDataFrame"] .dvn-scroller');
+    return [scroller.scrollWidth, scroller.clientWidth];
+}"""
+
+
+def assert_table_fits(page: Page) -> None:
+    """At the tests' 1400 px viewport the Providers table needs no horizontal scrolling, so
+    every column, Health included, is on screen."""
+    table = page.get_by_test_id("stDataFrame").first  # the providers table comes first
+    expect(table).to_be_visible()
+    content, visible = page.evaluate(_TABLE_OVERFLOW)
+    assert content <= visible, f"the table is {content} px wide in a {visible} px container"
+
+
 def ask(page: Page, prompt: str) -> None:
     field = page.get_by_test_id("stChatInputTextArea")
     field.fill(prompt)
@@ -145,6 +160,7 @@ def test_emptying_a_limit_in_the_edit_form_removes_it(
     page = console_page
     sign_in(page, console)
     open_providers(page)
+    assert_table_fits(page)
     page.get_by_test_id("stExpander").filter(has_text=f"Edit {PROVIDER}").locator("summary").click()
     for field in ("requests_per_minute", "tokens_per_minute", "concurrent_requests"):
         box = keyed(page, f"provider_edit_{field}", "input")
