@@ -23,6 +23,8 @@ HISTORY_KEY = "pg_history"
 COMPARE_KEY = "pg_compare"
 RETRY_KEY = "pg_retry_prompt"  # the prompt "Retry" sends again on the next run
 CURSOR = " ▌"
+REASON_CHARS = 160  # of an attempt's error message, in the attempt chain
+ALL_FAILED, NEXT_STEP = "All providers failed.", "Next step: "  # the gateway's wording
 MAX_COMPARE = 3
 COST_SOURCES = {
     "provider": "reported by the provider",
@@ -168,9 +170,22 @@ def attempt_line(attempt: Mapping[str, Any]) -> str:
     # Per-attempt time to first token (the gateway adds it; absent in older results).
     ttft = attempt.get("ttft_ms")
     first = f", first token after {format.ms(ttft)}" if ttft is not None else ""
-    return (
+    line = (
         f"{attempt.get('provider')} · `{attempt.get('model')}` → "
         f"{status}{http}{kind} ({format.ms(attempt.get('latency_ms'))}{wait}{first})"
+    )
+    reason = attempt.get("error_message")
+    return f"{line}: {untrusted.text(format.clip(reason, REASON_CHARS))}" if reason else line
+
+
+def error_headline(error: str, attempts: Sequence[Mapping[str, Any]]) -> str:
+    """The error over a failed answer. With several attempts the gateway's message repeats
+    the whole chain the attempts list shows; keep its first sentence and its next step."""
+    if len(attempts) < 2 or not error.startswith(ALL_FAILED):
+        return error
+    _, _, hint = error.partition(NEXT_STEP)
+    return f"{ALL_FAILED} Each attempt and its reason is listed below." + (
+        f" {NEXT_STEP}{hint}" if hint else ""
     )
 
 
@@ -262,7 +277,7 @@ def render_answer(turn: Mapping[str, Any]) -> None:
     if turn["content"]:
         st.markdown(untrusted.markdown(turn["content"]))
     if turn.get("error"):
-        show_error(turn["error"])
+        show_error(error_headline(turn["error"], (turn.get("meta") or {}).get("attempts") or []))
     if turn.get("stopped"):
         st.caption(":material/stop_circle: Stopped before the answer was complete.")
     render_details(turn.get("meta"))

@@ -311,3 +311,20 @@ def test_a_stream_ended_by_a_rerun_is_closed_and_kept_as_stopped() -> None:
         {"role": "user", "content": "Hello"},
         {"role": "user", "content": "Next"},
     ]
+
+
+def test_all_failed_names_each_reason_once_in_the_attempt_chain(
+    app_as: Callable[[str], AppTest],
+    fake_provider: Callable[..., str],
+    fake_openrouter: FakeOpenRouter,
+) -> None:
+    fake_provider("primary", default_model="test/primary")
+    fake_provider("backup", default_model="test/backup", priority=2)
+    fake_openrouter.always(Error.unauthorized())
+    [answer] = answers(ask(app_as("operator"), "Hello"))
+    [headline] = [re.sub(r"\\(.)", r"\1", e.value) for e in answer.error]  # as displayed
+    assert headline.startswith("All providers failed. Each attempt and its reason is listed")
+    assert "primary" not in headline and "backup" not in headline
+    chain = [m.value for m in answer.expander[0].markdown]
+    assert answer.expander[0].label == "2 attempts (1 fallback)"
+    assert all(": " in line.rsplit(")", 1)[-1] for line in chain)  # each with its reason
