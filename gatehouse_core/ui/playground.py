@@ -66,9 +66,12 @@ class CallSettings:
         return sent
 
     def snippet_call(self, turns: Sequence[Mapping[str, Any]], endpoint: Any) -> snippets.Call:
-        """The next call of this conversation, for "View as code"; `endpoint` is the
-        provider config whose base URL and default model the raw snippets use."""
-        messages = self.messages(turns) or [{"role": "user", "content": "Hello"}]
+        """The call that asked the conversation's last prompt, for "View as code" (a sample
+        prompt before the first); `endpoint` is the provider config whose base URL and
+        default model the raw snippets use."""
+        users = [i for i, t in enumerate(turns) if t["role"] == "user"]
+        asked = turns[: users[-1] + 1] if users else [{"role": "user", "content": "Hello"}]
+        messages = self.messages(asked)
         return snippets.Call(
             messages=messages,
             model=self.model,

@@ -261,6 +261,7 @@ def test_view_as_code_shows_the_call_without_the_key(
     at = ask(playground, "Hello snippets")
     python, sdk, shell = (c.value for c in at.code)
     assert "gateway.chat(" in python and "'Hello snippets'" in python
+    assert "'assistant'" not in python  # the call that was made, not one ending in its answer
     assert f"base_url={fake_openrouter.base_url!r}" in sdk
     assert "Authorization: Bearer $OPENROUTER_API_KEY" in shell
     assert DEFAULT_KEY not in texts(at)
