@@ -16,10 +16,10 @@ from typing import NoReturn
 
 from ..errors import GatehouseError
 from ..telemetry import configure_logging, level_from_env, scrub
-from . import admin, chat, models, providers, reports, users
+from . import admin, alerts, budgets, chat, models, providers, reports, users
 from .context import Context
 
-GROUPS = (admin, providers, chat, users, models, reports)
+GROUPS = (admin, providers, chat, users, models, reports, budgets, alerts)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -413,6 +413,11 @@ class Budgets:
         """ "redis" while reservations are shared through Redis, else "memory" (this process)."""
         return "redis" if self._redis is not None and not self._redis_down else "memory"
 
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The zone months begin in."""
+        return self._tz
+
     def rules(self) -> tuple[BudgetRule, ...]:
         return self._current().rules
 
