@@ -10,7 +10,7 @@ Where the figures live:
 - month-to-date spend recorded in the database: `llm_usage_hourly`, read at most every
   `refresh_seconds` (with the budget rules) — never on every call;
 - with `GATEHOUSE_REDIS_URL`: settled spend (integer micro-dollars, one key per budget and month,
-  expiring a week after the month) and open reservations (a sorted set scored by expiry, so a
+  expiring 40 days after the last settle) and open reservations (a sorted set scored by expiry, so a
   killed process's reservations lapse after `reservation_ttl`), checked and taken in one Lua
   script, so every process shares one figure. The spend used is max(Redis, database): a flushed
   Redis never forgets what the database recorded, and nothing is counted twice;
@@ -54,6 +54,10 @@ DEFAULT_OUTPUT_TOKENS = 4096
 # costs, so an unpriced model cannot slip past a budget; settle() then counts the real cost.
 UNKNOWN_PRICE_RESERVE_USD = 0.50
 REFRESH_SECONDS = 5.0  # longest age of the database figure and the budget rules
+# Once a `block` budget's recorded spend passes this fraction, the figure is read every
+# NEAR_REFRESH_SECONDS instead: other processes' spend shows up sooner where it matters.
+NEAR_LIMIT_FRACTION = 0.8
+NEAR_REFRESH_SECONDS = 1.0
 # A cost settled this long before a read is in the rollup by then (the audit writer flushes every
 # 0.2 s); younger ones stay counted locally, so at worst they count twice for about a second.
 ROLLUP_LAG_SECONDS = 1.0
@@ -252,7 +256,7 @@ def month_to_date_spend(
 class Reservation:
     """The worst-case cost of one attempt, held against every budget that applies to it."""
 
-    __slots__ = ("amount_usd", "_owner", "_rules", "_member", "_redis", "_done")
+    __slots__ = ("amount_usd", "_owner", "_rules", "_member", "_keys", "_done")
 
     def __init__(
         self,
@@ -260,14 +264,18 @@ class Reservation:
         owner: Budgets | None = None,
         rules: tuple[BudgetRule, ...] = (),
         member: str = "",
-        redis: bool = False,
+        keys: tuple[str, ...] = (),
     ):
         self.amount_usd = amount_usd
         self._owner = owner
         self._rules = rules
-        self._member = member
-        self._redis = redis
+        self._member = member  # the Redis sorted-set member ("" when held in memory)
+        self._keys = keys  # Redis (spent, held) key pairs of the month it was taken in
         self._done = not rules
+
+    @property
+    def _redis(self) -> bool:
+        return bool(self._keys)
 
     def settle(self, actual_cost_usd: float | None) -> None:
         """Replace the reservation with the real cost (None: unknown, counted as 0 — the gateway
@@ -303,6 +311,7 @@ class _Snapshot:
     month_start: datetime
     next_month: datetime
     loaded_at: float
+    near_limit: bool = False  # some block budget's recorded spend is past NEAR_LIMIT_FRACTION
 
 
 _RESERVE = """
@@ -460,6 +469,12 @@ class Budgets:
         """Read the rules and the database figure now (the CLI and tests call it)."""
         self._load()
 
+    def close(self) -> None:
+        """Close the Redis connections. There is no background thread; after a fork the child's
+        redis-py pool opens its own connections, and in-memory reservations stay per process."""
+        if self._redis is not None:
+            self._redis.close()
+
     # ---- memory ------------------------------------------------------------------------
 
     def _reserve_memory(
@@ -492,10 +507,9 @@ class Budgets:
     def _release(self, reservation: Reservation) -> None:
         if reservation._redis:
             try:
-                snapshot = self._current()
                 pipe = self._redis.pipeline(transaction=False)
-                for rule in reservation._rules:
-                    pipe.zrem(self._key(snapshot, rule, "held"), reservation._member)
+                for held_key in reservation._keys[1::2]:
+                    pipe.zrem(held_key, reservation._member)
                 pipe.execute()
             except Exception as exc:  # it lapses after the TTL anyway
                 self._fall_back(exc)
@@ -579,17 +593,15 @@ class Budgets:
         if index:
             rule = rules[int(index) - 1]
             raise _refusal(rule, int(spent) / MICRO, int(held) / MICRO, amount, snapshot)
-        return Reservation(amount, self, rules, member, redis=True)
+        return Reservation(amount, self, rules, member, tuple(keys))
 
     def _settle_redis(self, reservation: Reservation, cost: float) -> bool:
-        snapshot = self._current()
-        keys: list[str] = []
-        for rule in reservation._rules:
-            keys += [self._key(snapshot, rule, "spent"), self._key(snapshot, rule, "held")]
-        expire = int((snapshot.next_month - self._now()).total_seconds()) + 7 * 86400
+        # A month key outlives its month, and stops costing memory 40 days after its last use.
+        expire = int(self._ttl) + 40 * 86400
         try:
             self._scripts["settle"](
-                keys=keys, args=[reservation._member, round(cost * MICRO), expire]
+                keys=list(reservation._keys),
+                args=[reservation._member, round(cost * MICRO), expire],
             )
             return True
         except Exception as exc:
@@ -602,7 +614,8 @@ class Budgets:
         snapshot = self._snapshot
         if snapshot is None:
             return self._load()
-        stale = self._clock() - snapshot.loaded_at >= self._refresh
+        every = min(self._refresh, NEAR_REFRESH_SECONDS) if snapshot.near_limit else self._refresh
+        stale = self._clock() - snapshot.loaded_at >= every
         # Single flight: one thread reads, the others keep using the last figure.
         if (stale or self._now() >= snapshot.next_month) and self._loading.acquire(blocking=False):
             try:
@@ -630,7 +643,11 @@ class Budgets:
                 old.loaded_at = self._clock()
                 return old
             spent, rules = {}, ()
-        snapshot = _Snapshot(rules, spent, start, end, self._clock())
+        near = any(
+            r.action == "block" and spent.get(r.key, 0.0) >= NEAR_LIMIT_FRACTION * r.monthly_usd
+            for r in rules
+        )
+        snapshot = _Snapshot(rules, spent, start, end, self._clock(), near)
         with self._lock:
             if old is not None and old.month_start != start:
                 self._settled.clear()

@@ -6,7 +6,6 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,7 +28,7 @@ from gatehouse_core.spend.budgets import (
     month_start,
     next_month_start,
 )
-from tests.core.budget_worker import CALL, PRICED
+from tests.core.budget_worker import CALL, PRICED, burst
 
 WORKER = Path(__file__).with_name("budget_worker.py")
 
@@ -51,41 +50,6 @@ def store(engine: Engine) -> BudgetStore:
 
 def admitter(engine: Engine, redis_url: str | None = None, **kwargs: object) -> Budgets:
     return Budgets(engine, Catalog(engine, ttl=3600, defaults=[PRICED]), redis_url, **kwargs)  # type: ignore[arg-type]
-
-
-def burst(budgets: Budgets, threads: int, calls: int, cost: float) -> tuple[float, int, int]:
-    """`threads` threads each try `calls` reserve → settle(cost); every 4th attempt fails and
-    releases. Returns (settled USD, refusals, other errors)."""
-    settled: list[float] = []
-    refused: list[int] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        for index in range(calls):
-            try:
-                reservation = budgets.reserve(CALL)
-            except BudgetExceeded:
-                with lock:
-                    refused.append(1)
-                continue
-            except BaseException as exc:  # reported to the test below
-                errors.append(exc)
-                return
-            if index % 4 == 3:
-                reservation.release()
-                continue
-            reservation.settle(cost)
-            with lock:
-                settled.append(cost)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-    assert not errors, errors
-    return sum(settled), len(refused), len(errors)
 
 
 # ---- the worst case --------------------------------------------------------------------------
@@ -111,7 +75,7 @@ def test_sixteen_threads_never_settle_more_than_the_budget(
 ) -> None:
     store.set(make_rule("global", None, 0.10), actor="test")
     budgets = admitter(engine, clock=Clock())
-    settled, refused, _ = burst(budgets, threads=16, calls=8, cost=0.008)
+    settled, refused = burst(budgets, threads=16, calls=8, cost=0.008)
     assert settled <= 0.10 + 1e-9
     assert settled >= 0.10 - 0.01  # a call that fits was never refused: at most one $0.01 left
     assert refused > 0
@@ -127,7 +91,7 @@ def test_sixteen_threads_share_one_budget_through_redis(
     BudgetStore(engine).set(make_rule("provider", "primary", 0.10), actor="test")
     budgets = admitter(engine, redis_url, namespace=namespace)
     assert budgets.storage_kind == "redis"
-    settled, refused, _ = burst(budgets, threads=16, calls=8, cost=0.008)
+    settled, refused = burst(budgets, threads=16, calls=8, cost=0.008)
     assert 0.09 - 1e-9 <= settled <= 0.10 + 1e-9
     assert refused > 0
     assert budgets.open_reservations() == {"provider:primary": 0.0}
@@ -155,12 +119,12 @@ def run_workers(specs: list[dict]) -> list[dict]:
 
 @pytest.mark.redis
 def test_two_processes_bursting_stay_within_one_budget_through_redis(
-    postgres_url: str, redis_url: str, namespace: str
+    db_url: str, redis_url: str, namespace: str
 ) -> None:
-    engine = make_engine(postgres_url)
+    engine = make_engine(db_url)
     BudgetStore(engine).set(make_rule("global", None, 0.10), actor="test")
-    spec = {"database_url": postgres_url, "redis_url": redis_url, "namespace": namespace}
-    results = run_workers([{**spec, "mode": "burst", "calls": 15, "cost": 0.008}] * 2)
+    spec = {"database_url": db_url, "redis_url": redis_url, "namespace": namespace}
+    results = run_workers([{**spec, "mode": "burst", "threads": 4, "calls": 8, "cost": 0.008}] * 2)
     settled = sum(r["settled"] for r in results)
     assert 0.09 - 1e-9 <= settled <= 0.10 + 1e-9
     assert sum(r["refused"] for r in results) > 0
@@ -325,6 +289,28 @@ def test_hot_path_runs_no_statement_while_far_from_every_limit(
     assert 1 <= len(statements) <= 2
     budgets.reserve(CALL).settle(0.001)
     assert len(statements) <= 2
+
+
+def test_near_a_limit_the_database_figure_is_read_every_second(
+    engine: Engine, store: BudgetStore
+) -> None:
+    add_rollup(engine, month_start(datetime.now(UTC), ZoneInfo("UTC")), 0.05)
+    store.set(make_rule("global", None, 0.10), actor="test")
+    clock = Clock()
+    budgets = admitter(engine, clock=clock)
+    budgets.reserve(CALL).release()  # 50%: far from the limit
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    clock.now += 1.0
+    budgets.reserve(CALL).release()
+    assert statements == []
+    add_rollup(engine, month_start(datetime.now(UTC), ZoneInfo("UTC")) + timedelta(hours=1), 0.04)
+    clock.now += 4.0  # the regular read sees 90%
+    budgets.reserve(CALL).release()
+    read = len(statements)
+    clock.now += 1.0
+    budgets.reserve(CALL).release()
+    assert read >= 1 and len(statements) > read
 
 
 def test_a_budget_added_by_another_process_applies_after_the_refresh(
