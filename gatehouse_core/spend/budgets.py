@@ -419,7 +419,7 @@ class Budgets:
 
     @property
     def storage_kind(self) -> str:
-        """ "redis" while reservations are shared through Redis, else "memory" (this process)."""
+        """Where reservations live: "redis" (every process) or "memory" (this process)."""
         return "redis" if self._redis is not None and not self._redis_down else "memory"
 
     @property
@@ -466,7 +466,7 @@ class Budgets:
             return {k: v + self._settled.get(k, 0.0) for k, v in figures.items()}
 
     def refresh(self) -> None:
-        """Read the rules and the database figure now (the CLI and tests call it)."""
+        """Read the rules and the database figure now (e.g. right after changing a budget)."""
         self._load()
 
     def close(self) -> None:
