@@ -25,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ..db import transaction
-from ..errors import ConfigError
+from ..db import transaction, unreachable
+from ..errors import ConfigError, DatabaseUnavailable
 from ..schema import Alert, AlertDelivery, SettingsAudit, SystemSetting, UsageHourly, utcnow
 from . import webhook
 from .budgets import (
@@ -270,15 +270,29 @@ class Alerts:
         return fired
 
     def provider_cooldown(self, provider: str, until: datetime | None = None) -> FiredAlert | None:
-        """The gateway's entry point when a provider enters cooldown (cheap: one INSERT)."""
+        """The gateway's entry point when a provider enters cooldown. With `background=True` it
+        returns None at once and fires on a daemon thread; it never raises into the caller (a
+        database outage is logged as a warning)."""
+        if self._background:
+            threading.Thread(
+                target=self._cooldown, args=(provider, until), name="gatehouse-alert", daemon=True
+            ).start()
+            return None
+        return self._cooldown(provider, until)
+
+    def _cooldown(self, provider: str, until: datetime | None) -> FiredAlert | None:
         now = self._now()
         step = COOLDOWN_WINDOW.total_seconds()
         start = datetime.fromtimestamp(now.timestamp() // step * step, UTC)
         until_text = f" until {until:%H:%M:%S} UTC" if until else ""
         text = f"Provider {provider} entered cooldown{until_text} after repeated failures"
-        return self.fire(
-            "cooldown", f"cooldown:{provider}", None, None, start, start + COOLDOWN_WINDOW, text
-        )
+        try:
+            return self.fire(
+                "cooldown", f"cooldown:{provider}", None, None, start, start + COOLDOWN_WINDOW, text
+            )
+        except DatabaseUnavailable as exc:
+            log.warning("could not record the cooldown alert for %s: %s", provider, exc)
+            return None
 
     def _spend_between(self, start: datetime, end: datetime) -> float:
         query = select(func.coalesce(func.sum(UsageHourly.cost_usd), 0)).where(
@@ -316,6 +330,8 @@ class Alerts:
                 s.add(row)
         except IntegrityError:
             return None  # the unique key says someone else fired it
+        except SQLAlchemyError as exc:
+            raise unreachable(self.engine, exc) from None
         alert = FiredAlert.from_row(row)
         log.warning("alert: %s", text, extra={"fields": {"alert": alert.payload()}})
         self._deliver(alert, config or AlertConfigStore(self.engine).get())

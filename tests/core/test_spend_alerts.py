@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from gatehouse_core.db import transaction
+from gatehouse_core.db import make_engine, transaction
 from gatehouse_core.errors import ConfigError
 from gatehouse_core.schema import Alert, AlertDelivery, SettingsAudit
 from gatehouse_core.spend.alerts import AlertConfigStore, Alerts, parse_thresholds
@@ -176,6 +176,15 @@ def test_provider_cooldown_fires_once_per_window(engine: Engine) -> None:
     assert alerts.provider_cooldown("primary") is None  # the other process's entry, same window
     assert alerts.provider_cooldown("backup") is not None
     assert Alerts(engine, now=lambda: at + timedelta(minutes=10)).provider_cooldown("primary")
+
+
+def test_cooldown_alert_with_the_database_down_warns_and_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", migrate=False)
+    with caplog.at_level("WARNING", logger="gatehouse.alerts"):
+        assert Alerts(down).provider_cooldown("primary") is None
+    assert any("could not record the cooldown alert" in r.getMessage() for r in caplog.records)
 
 
 def test_a_fired_alert_is_a_structured_warning_line(
