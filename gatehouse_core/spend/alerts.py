@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..db import transaction, unreachable
-from ..errors import ConfigError, DatabaseUnavailable
+from ..errors import ConfigError, DatabaseUnavailable, NotFound
 from ..schema import Alert, AlertDelivery, SettingsAudit, SystemSetting, UsageHourly, utcnow
 from . import webhook
 from .budgets import (
@@ -46,6 +46,7 @@ log = logging.getLogger("gatehouse.alerts")
 SETTINGS_KEY = "alert_rules"
 DEFAULT_THRESHOLDS = (50, 80, 100)
 COOLDOWN_WINDOW = timedelta(minutes=10)
+CHECK_EVERY_SECONDS = 60.0  # how often a gateway process evaluates the rules as it goes
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -205,6 +206,7 @@ class Alerts:
         env: Mapping[str, str] | None = None,
         background: bool = False,
         backoff: tuple[float, ...] = webhook.BACKOFF_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ):
         """`background=True` delivers on a daemon thread (the gateway must not wait for a
         webhook); the CLI delivers inline so `alerts check` reports the outcome."""
@@ -214,6 +216,9 @@ class Alerts:
         self._env = os.environ if env is None else env
         self._background = background
         self._backoff = backoff
+        self._clock = clock
+        self._checked_at = float("-inf")
+        self._check_lock = threading.Lock()
 
     # ---- rules -------------------------------------------------------------------------
 
@@ -225,6 +230,24 @@ class Alerts:
             fired += self._check_hourly(config, config.hourly_spend_usd)
         fired += self._check_budgets(config)
         return fired
+
+    def check_soon(self, every: float = CHECK_EVERY_SECONDS) -> threading.Thread | None:
+        """For gateway processes after each call: start `check()` on a daemon thread if none ran
+        in the last `every` seconds and none is running; returns that thread (or None). The
+        unique key still makes each alert fire once however many processes check."""
+        with self._check_lock:
+            if self._clock() - self._checked_at < every:
+                return None
+            self._checked_at = self._clock()
+        thread = threading.Thread(target=self._check_quietly, name="gatehouse-alerts", daemon=True)
+        thread.start()
+        return thread
+
+    def _check_quietly(self) -> None:
+        try:
+            self.check()
+        except Exception as exc:  # housekeeping: a failed check waits for the next one
+            log.warning("alert check failed: %s", exc)
 
     def _check_hourly(self, config: AlertConfig, limit: float) -> list[FiredAlert]:
         hour = self._now().replace(minute=0, second=0, microsecond=0)
@@ -401,6 +424,26 @@ class Alerts:
                 len(attempts),
                 attempts[-1].error,
             )
+
+    def acknowledge(self, alert_id: int, *, actor: str) -> FiredAlert:
+        """Mark an alert seen (the console's banner hides acknowledged alerts)."""
+        with transaction(self.engine) as s:
+            row = s.get(Alert, alert_id)
+            if row is None:
+                raise NotFound(f"there is no alert {alert_id}; `gatehouse alerts list` shows them")
+            if row.acknowledged_at is None:
+                row.acknowledged_at, row.acknowledged_by = self._now(), actor
+            return FiredAlert.from_row(row)
+
+    def unacknowledged(self, limit: int = 20) -> list[FiredAlert]:
+        with transaction(self.engine) as s:
+            rows = s.scalars(
+                select(Alert)
+                .where(Alert.acknowledged_at.is_(None))
+                .order_by(Alert.fired_at.desc(), Alert.id.desc())
+                .limit(limit)
+            )
+            return [FiredAlert.from_row(r) for r in rows]
 
     # ---- reading -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from gatehouse_core.db import make_engine, transaction
-from gatehouse_core.errors import ConfigError
+from gatehouse_core.errors import ConfigError, NotFound
 from gatehouse_core.schema import Alert, AlertDelivery, SettingsAudit
 from gatehouse_core.spend.alerts import AlertConfigStore, Alerts, parse_thresholds
 from gatehouse_core.spend.budgets import BudgetStore, make_rule, month_start
@@ -209,6 +209,41 @@ def test_rule_changes_are_validated_and_audited_with_the_url_masked(engine: Engi
         [audit] = s.scalars(select(SettingsAudit)).all()
         assert (audit.actor, audit.action) == ("alice", "alerts.webhook")
         assert "token123" not in json.dumps(audit.after)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_check_soon_evaluates_at_most_once_per_interval(engine: Engine) -> None:
+    AlertConfigStore(engine).set_hourly_spend(1.0, actor="test")
+    add_rollup(engine, datetime.now(UTC).replace(minute=0, second=0, microsecond=0), 2.0)
+    clock = Clock()
+    alerts = Alerts(engine, clock=clock)
+    first = alerts.check_soon()
+    assert first is not None
+    first.join(timeout=30)
+    assert [rule for rule, _ in alert_rows(engine)] == ["hourly_spend"]
+    assert alerts.check_soon() is None  # within the minute: nothing started
+    clock.now += 60
+    again = alerts.check_soon()
+    assert again is not None
+    again.join(timeout=30)
+    assert len(alert_rows(engine)) == 1  # same window: the unique key keeps it at one
+
+
+def test_acknowledge_hides_an_alert_from_the_banner_list(engine: Engine) -> None:
+    alerts = Alerts(engine)
+    fired = alerts.provider_cooldown("primary")
+    assert fired is not None and [a.id for a in alerts.unacknowledged()] == [fired.id]
+    seen = alerts.acknowledge(fired.id, actor="alice")
+    assert seen.acknowledged_at is not None and alerts.unacknowledged() == []
+    with pytest.raises(NotFound, match="no alert 999"):
+        alerts.acknowledge(999, actor="alice")
 
 
 def test_signature_is_hmac_sha256_of_the_body() -> None:
