@@ -524,12 +524,17 @@ class Budgets:
 
     def _connect(self, url: str) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         try:
             self._redis = redis.Redis.from_url(
                 url,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
+                # One quick retry heals a stale pooled connection; redis-py's default retries
+                # with backoff would stall a call for seconds on a hung server.
+                retry=Retry(NoBackoff(), 1),
             )
         except ValueError:
             raise ConfigError(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,7 +30,9 @@ from gatehouse_core.spend.budgets import (
     month_start,
     next_month_start,
 )
+from tests.conftest import unavailable
 from tests.core.budget_worker import CALL, PRICED, burst
+from tests.core.test_ratelimit import RedisServer
 
 WORKER = Path(__file__).with_name("budget_worker.py")
 
@@ -338,6 +342,42 @@ def test_unreachable_redis_falls_back_to_the_database_figure_with_one_warning(
     assert budgets.storage_kind == "memory"
     warnings = [r for r in caplog.records if "Redis is unreachable" in r.getMessage()]
     assert len(warnings) == 1
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, so it can be stopped and started again."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed")
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_redis_lost_mid_run_falls_back_then_shares_again_after_the_retry_period(
+    sqlite_url: str, private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(sqlite_url)
+    BudgetStore(engine).set(make_rule("global", None, 1.0), actor="test")
+    clock = Clock()
+    budgets = admitter(engine, private_redis.url, clock=clock, refresh_seconds=3600)
+    held = budgets.reserve(CALL)
+    assert budgets.storage_kind == "redis"
+    private_redis.stop()
+    with caplog.at_level(logging.WARNING, logger="gatehouse.budgets"):
+        held.settle(0.01)  # lost with Redis, so counted in this process instead
+        for _ in range(3):
+            budgets.reserve(CALL).settle(0.01)  # never fails the call
+    assert budgets.storage_kind == "memory"
+    assert budgets.spent() == {"global": pytest.approx(0.04)}
+    assert len([r for r in caplog.records if "Redis is unreachable" in r.getMessage()]) == 1
+    private_redis.start()
+    clock.now += 31
+    budgets.reserve(CALL).settle(0.01)
+    assert budgets.storage_kind == "redis"
+    engine.dispose()
 
 
 # ---- months and rules ------------------------------------------------------------------------
