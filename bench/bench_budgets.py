@@ -17,7 +17,8 @@ from pathlib import Path
 
 from gatehouse_core.catalog import Catalog, CatalogEntry
 from gatehouse_core.db import make_engine
-from gatehouse_core.spend.budgets import Budgets, BudgetStore, CallInfo, make_rule
+from gatehouse_core.spend.budget_rules import BudgetStore, CallInfo, make_rule
+from gatehouse_core.spend.budgets import Budgets
 
 PRICED = CatalogEntry("bench/model", "Bench", None, 1e-6, 2e-6, None, 0.0, "bench", None)
 CALL = CallInfo("bench", "bench/model", prompt_tokens=500, max_tokens=500)

@@ -12,7 +12,7 @@ import argparse
 
 from ..errors import ConfigError
 from ..spend.alerts import AlertConfigStore, Alerts, FiredAlert, parse_thresholds
-from ..spend.budgets import usd
+from ..spend.budget_rules import usd
 from .budgets import money
 from .context import Context
 from .output import print_json, print_table

@@ -12,7 +12,8 @@ import argparse
 from datetime import UTC, datetime
 
 from .. import settings
-from ..spend.budgets import ACTIONS, BudgetRule, Budgets, BudgetStore, make_rule, month_start, usd
+from ..spend.budget_rules import ACTIONS, BudgetRule, BudgetStore, make_rule, month_start, usd
+from ..spend.budgets import Budgets
 from .context import Context
 from .output import print_json, print_table
 

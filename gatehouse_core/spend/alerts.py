@@ -32,7 +32,7 @@ from ..db import transaction, unreachable
 from ..errors import ConfigError, DatabaseUnavailable, NotFound
 from ..schema import Alert, AlertDelivery, SettingsAudit, SystemSetting, UsageHourly, utcnow
 from . import webhook
-from .budgets import (
+from .budget_rules import (
     BudgetStore,
     budget_timezone,
     month_start,

@@ -16,7 +16,8 @@ import time
 from gatehouse_core.catalog import Catalog, CatalogEntry
 from gatehouse_core.db import make_engine
 from gatehouse_core.errors import BudgetExceeded
-from gatehouse_core.spend.budgets import Budgets, CallInfo
+from gatehouse_core.spend.budget_rules import CallInfo
+from gatehouse_core.spend.budgets import Budgets
 
 # $2 per million tokens both ways: 1,000 prompt + 4,000 output tokens reserve exactly $0.01.
 PRICED = CatalogEntry("test/priced", "Priced", None, 2e-6, 2e-6, None, 0.0, "test", None)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gatehouse_core.db import make_engine
-from gatehouse_core.spend.budgets import month_start
+from gatehouse_core.spend.budget_rules import month_start
 from tests.core.cli import ok, run
 from tests.core.test_spend_budgets import add_rollup
 

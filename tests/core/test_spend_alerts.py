@@ -21,7 +21,7 @@ from gatehouse_core.db import make_engine, transaction
 from gatehouse_core.errors import ConfigError, NotFound
 from gatehouse_core.schema import Alert, AlertDelivery, SettingsAudit
 from gatehouse_core.spend.alerts import AlertConfigStore, Alerts, parse_thresholds
-from gatehouse_core.spend.budgets import BudgetStore, make_rule, month_start
+from gatehouse_core.spend.budget_rules import BudgetStore, make_rule, month_start
 from gatehouse_core.spend.webhook import SIGNATURE_HEADER, shown_url, sign
 from tests.core.test_spend_budgets import add_rollup
 

@@ -19,10 +19,7 @@ from gatehouse_core.catalog import Catalog
 from gatehouse_core.db import make_engine, transaction
 from gatehouse_core.errors import BudgetExceeded, ConfigError, GatewayError, NotFound
 from gatehouse_core.schema import SettingsAudit, UsageHourly
-from gatehouse_core.spend.budgets import (
-    DEFAULT_OUTPUT_TOKENS,
-    UNKNOWN_PRICE_RESERVE_USD,
-    Budgets,
+from gatehouse_core.spend.budget_rules import (
     BudgetStore,
     CallInfo,
     budget_timezone,
@@ -30,6 +27,7 @@ from gatehouse_core.spend.budgets import (
     month_start,
     next_month_start,
 )
+from gatehouse_core.spend.budgets import DEFAULT_OUTPUT_TOKENS, UNKNOWN_PRICE_RESERVE_USD, Budgets
 from tests.conftest import unavailable
 from tests.core.budget_worker import CALL, PRICED, burst
 from tests.core.test_ratelimit import RedisServer
