@@ -251,3 +251,61 @@ class ApiToken(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class Budget(Base):
+    """A monthly USD budget: global (scope 'global', value '') or per provider, source or actor.
+
+    `action` is 'block' (refuse calls that would exceed it) or 'alert' (never refuse).
+    """
+
+    __tablename__ = "budgets"
+    __table_args__ = (Index("uq_budgets_scope", "scope", "scope_value", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    scope_value: Mapped[str] = mapped_column(String(200), default="")
+    monthly_usd: Mapped[float] = mapped_column(Money)
+    action: Mapped[str] = mapped_column(String(8), default="block")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Alert(Base):
+    """One fired alert. The unique (rule, window_start) key makes it fire once per window across
+    every process: the INSERT that conflicts lost the race and does not deliver."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("uq_alerts_rule_window", "rule", "window_start", unique=True),
+        Index("ix_alerts_fired_at", "fired_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(300))
+    threshold: Mapped[float | None]
+    value: Mapped[float | None]
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class AlertDelivery(Base):
+    """One webhook POST of an alert (every retry is its own row)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_alert_id", "alert_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int | None] = mapped_column(BigId)
+    attempt: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    url: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

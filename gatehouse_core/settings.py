@@ -99,6 +99,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Unset: any host. Link-local and cloud metadata addresses are always refused.",
     ),
     Setting(
+        "GATEHOUSE_METRICS",
+        None,
+        "Metric sinks fed once per call: emf (CloudWatch Embedded Metric Format lines on stderr), "
+        "otel (OpenTelemetry spans; needs gatehouse[otel]) or emf,otel. Unset: none.",
+    ),
+    Setting(
         "CODEGEN_PROVIDER",
         None,
         "Fallback provider type (e.g. openrouter) used only while the database has no provider.",
