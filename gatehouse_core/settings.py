@@ -79,6 +79,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between checks for provider changes made by other processes.",
     ),
     Setting(
+        "GATEHOUSE_SESSION_IDLE",
+        "8h",
+        "A console sign-in ends after this long without use (e.g. 30m, 8h; plain numbers are seconds).",
+    ),
+    Setting(
+        "GATEHOUSE_SESSION_MAX",
+        "7d",
+        "A console sign-in ends this long after it began, however busy (e.g. 12h, 7d).",
+    ),
+    Setting(
         "CODEGEN_PROVIDER",
         None,
         "Fallback provider type (e.g. openrouter) used only while the database has no provider.",
@@ -117,6 +127,25 @@ def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
         raise SettingError(f"{name}={raw!r} is not a number; unset it or give seconds") from None
     if value < 0:
         raise SettingError(f"{name}={raw!r} must not be negative; unset it or give seconds")
+    return value
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def get_duration(name: str, env: Mapping[str, str] | None = None) -> float:
+    """A positive duration in seconds from `90`, `45s`, `30m`, `8h` or `7d`; SettingError if not."""
+    raw = (get(name, env) or "").strip().lower()
+    unit = _DURATION_UNITS.get(raw[-1:]) if raw else None
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number) * (unit or 1)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(raw)
+    except ValueError:
+        raise SettingError(
+            f"{name}={raw!r} is not a duration; unset it or give e.g. 45s, 30m, 8h or 7d"
+        ) from None
     return value
 
 
