@@ -169,7 +169,7 @@ class SessionStore:
 
     def resolve(self, token: str | None) -> SessionInfo | None:
         """The live session for a cookie token, or None (unknown, revoked or expired)."""
-        if not token:
+        if not token or not isinstance(token, str):
             return None
         return self._resolve(ConsoleSession.token_hash == token_hash(token))
 
