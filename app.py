@@ -37,10 +37,12 @@ else:
     import anyio
     from starlette.middleware import Middleware
 
-    from gatehouse_core.ui import state
+    from gatehouse_core.ui import nav, state
     from gatehouse_core.web.headers import SecurityHeaders
     from gatehouse_core.web.health import health_routes
     from gatehouse_core.web.signin import signin_routes
+
+    nav.disable_legacy_pages_folder()
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:

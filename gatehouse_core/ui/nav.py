@@ -100,3 +100,17 @@ def door(render: Callable[[], None], title: str, url_path: str) -> StreamlitPage
 def remember_requested(page: StreamlitPage) -> None:
     if any(page.url_path == spec.url_path for spec in PAGES):
         st.session_state[REQUESTED_KEY] = page.url_path
+
+
+def disable_legacy_pages_folder() -> None:
+    """Tell Streamlit, before the first session, that this app navigates with st.navigation.
+
+    Until a process first runs `st.navigation`, Streamlit treats a `pages/` folder next to
+    the entrypoint as the legacy multipage convention: the first session's first run then
+    resolves its URL against the files' stems and shows a false "Page not found" for a deep
+    link such as /ai-providers. `st.navigation` clears this same flag on its first call; the
+    server clears it at start so the first visitor gets what everyone after them gets.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
