@@ -334,7 +334,13 @@ class UserStore:
         the message nor the timing tells whether an account exists.
         """
         username = normalize_username(username)
-        password = password or ""
+        try:
+            return self._authenticate(username, password or "", client_address)
+        except AuthError as exc:
+            self._audit_failure(username, exc, client_address)
+            raise
+
+    def _authenticate(self, username: str, password: str, client_address: str | None) -> UserInfo:
         now = self._clock()
         if client_address:
             self._take_address_slot(client_address, now)
@@ -354,6 +360,26 @@ class UserStore:
                 f"(`gatehouse users enable {username}`)."
             )
         return self.get(username)
+
+    def _audit_failure(self, username: str, exc: AuthError, client_address: str | None) -> None:
+        """A refused sign-in in settings_audit: the account only if it exists (what was typed
+        as an unknown username may be a password), the reason, the address; never a secret."""
+        if isinstance(exc, AccountLocked):
+            reason = "locked"
+        elif str(exc).startswith("The account"):
+            reason = "disabled"
+        else:
+            reason = "wrong username or password"
+        with transaction(self.engine) as s:
+            known = s.scalar(select(User.id).where(User.username == username)) is not None
+            s.add(
+                SettingsAudit(
+                    actor=username if known else "(unknown user)",
+                    action="session.sign_in_failed",
+                    target=username if known else None,
+                    after={"reason": reason, "client_address": client_address},
+                )
+            )
 
     def _take_user_slot(self, user: User, now: datetime) -> int:
         """Count this attempt in the user's row, unless the account is locked (then refuse)."""

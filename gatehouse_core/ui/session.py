@@ -99,8 +99,8 @@ def refresh(store: UserStore, sessions: SessionStore) -> SignedIn | None:
     if user is None:
         return None
     user = _checked(store, user)  # first: "disabled" says more than "session ended"
-    ended = user is not None and user.session_id is not None
-    if ended and sessions.resolve_id(user.session_id) is None:
+    tracked = user is not None and user.session_id is not None
+    if tracked and sessions.resolve_id(user.session_id) is None:
         end_session("Your session has ended (signed out, expired or revoked). Sign in again.")
         return None
     return user

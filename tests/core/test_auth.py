@@ -483,3 +483,22 @@ def test_two_processes_create_only_one_first_admin(
         p.join(timeout=60)
     assert sorted(results.get(timeout=5) for _ in procs) == ["created", "refused"]
     assert len(UserStore(make_engine(url)).list_users()) == 1
+
+
+def test_refused_sign_ins_are_audited_without_secrets(store: UserStore) -> None:
+    store.create("alice", PASSWORD, "viewer", actor="t")
+    with pytest.raises(AuthError):
+        store.authenticate("alice", "wrong-password-1", client_address="203.0.113.9")
+    with pytest.raises(AuthError):
+        store.authenticate("typed-a-password-here", "wrong-password-2")
+    with transaction(store.engine) as s:
+        rows = s.scalars(
+            select(SettingsAudit).where(SettingsAudit.action == "session.sign_in_failed")
+        ).all()
+    assert [(r.target, r.after["reason"]) for r in rows] == [
+        ("alice", "wrong username or password"),
+        (None, "wrong username or password"),
+    ]
+    assert rows[0].after["client_address"] == "203.0.113.9"
+    dumped = str([(r.actor, r.target, r.before, r.after) for r in rows])
+    assert "wrong-password" not in dumped and "typed-a-password-here" not in dumped
