@@ -55,7 +55,8 @@ with right:
     names = [u.username for u in users]
     if st.session_state.get(ui.PICK_KEY) not in names:
         st.session_state[ui.PICK_KEY] = names[0]
-    picked = next(u for u in users if u.username == st.selectbox("User", names, key=ui.PICK_KEY))
+    chosen = st.selectbox("User", names, key=ui.PICK_KEY)
+    picked = next(u for u in users if u.username == chosen)
     st.markdown(f"**{picked.username}** · {picked.role} · {ui.status(picked)}")
 
     role_col, button_col = st.columns([2, 1], vertical_alignment="bottom")
