@@ -30,9 +30,9 @@ if st.runtime.exists():
         sidebar.render(user)
         with st.sidebar:
             session.sign_out_everywhere_button()
+            session.cookie_script()  # before the page: a page may st.stop()
         with errors.shown():
             page.run()
-        session.cookie_script()
 else:
     import anyio
     from starlette.middleware import Middleware

@@ -183,7 +183,7 @@ class SessionStore:
             row = s.scalar(select(ConsoleSession).where(where))
             if row is None or not self._alive(row, now):
                 return None
-            if now - row.last_seen_at >= TOUCH_INTERVAL:
+            if now - row.last_seen_at >= min(TOUCH_INTERVAL, self.policy.idle / 10):
                 row.last_seen_at = now
             return self._info(row)
 
