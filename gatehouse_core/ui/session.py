@@ -72,17 +72,20 @@ def start(sessions: SessionStore, username: str, role: str, via: str = VIA_PASSW
 
 
 def client_address() -> str | None:
+    """The browser's address as the server saw it; None outside a browser (AppTest)."""
     try:
-        return st.context.ip_address
-    except Exception:  # outside a browser session (AppTest) there is no address
+        value = st.context.ip_address
+    except Exception:
         return None
+    return value if isinstance(value, str) and value else None
 
 
 def user_agent() -> str | None:
     try:
-        return st.context.headers.get("User-Agent")
+        value = st.context.headers.get("User-Agent")
     except Exception:
         return None
+    return value if isinstance(value, str) and value else None
 
 
 def _cookie_token() -> str | None:
