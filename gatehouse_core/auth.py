@@ -19,13 +19,15 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Engine, case, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .db import transaction
 from .errors import AccountLocked, AuthError, ConfigError, NotFound, ValidationError
-from .schema import SettingsAudit, User, utcnow
+from .schema import ConsoleSession, SettingsAudit, SigninThrottle, User, utcnow
 
 ROLES = ("admin", "operator", "viewer")
 
@@ -50,7 +52,7 @@ USERNAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 
-SCRYPT_N = 2**14
+SCRYPT_N = 2**17  # current guidance; hashes made at 2**14 are upgraded at sign-in
 SCRYPT_R = 8
 SCRYPT_P = 1
 SCRYPT_DKLEN = 32
@@ -174,6 +176,16 @@ class LockoutPolicy:
     lockout: timedelta = timedelta(minutes=15)
 
 
+# One address may be an office behind NAT: more room than one account, still far too few
+# for guessing many users' passwords.
+ADDRESS_POLICY = LockoutPolicy(max_failures=20)
+
+
+def throttle_key(kind: str, value: str) -> str:
+    """The `signin_throttle` key: a hash, so what someone typed as a username is not stored."""
+    return hashlib.sha256(f"{kind}:{value}".encode("utf-8", "replace")).hexdigest()
+
+
 @dataclass(frozen=True)
 class UserInfo:
     """A console user as the console and CLI show it (never the hash)."""
@@ -208,10 +220,14 @@ class UserStore:
         *,
         clock: Callable[[], datetime] = utcnow,
         policy: LockoutPolicy | None = None,
+        address_policy: LockoutPolicy = ADDRESS_POLICY,
+        verify: Callable[[str, str], bool] = verify_password,
     ):
         self.engine = engine
         self._clock = clock
         self.policy = policy or LockoutPolicy()
+        self.address_policy = address_policy
+        self._verify = verify  # injectable so a test can count the checks a race got through
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -244,9 +260,7 @@ class UserStore:
         username = normalize_username(username)
         self._validate(username, password, "admin")
         with transaction(self.engine) as s:
-            if s.get_bind().dialect.name == "postgresql":
-                # Two browsers racing through setup: the second waits, then sees the first.
-                s.execute(text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
+            _lock_users(s)  # two browsers racing through setup: the second waits, then sees
             if s.scalar(select(User.id).limit(1)) is not None:
                 raise AuthError("The first admin already exists; sign in instead.")
             return self._insert(s, username, password, "admin", actor=username)
@@ -254,15 +268,42 @@ class UserStore:
     def set_disabled(self, username: str, disabled: bool, *, actor: str) -> UserInfo:
         """Disable or enable a user; the last enabled admin cannot be disabled."""
         with transaction(self.engine) as s:
+            _lock_users(s)  # two admins disabling each other at once: one waits and is refused
             user = self._find(s, normalize_username(username))
             if disabled and user.role == "admin" and not user.disabled:
-                self._refuse_last_admin(s, user)
+                self._refuse_last_admin(s, user, "disabling")
             before = _audit_view(user)
             user.disabled = disabled
-            if not disabled:
+            if disabled:
+                self._end_sessions(s, user.username, actor, "account disabled")
+            else:
                 user.failed_attempts, user.last_failed_at = 0, None
             action = "user.disable" if disabled else "user.enable"
             s.add(self._audit(actor, action, user, before))
+            return self._info(user)
+
+    def set_role(self, username: str, role: str, *, actor: str) -> UserInfo:
+        """Change a user's role; the last enabled admin cannot be demoted."""
+        error = role_error(role)
+        if error:
+            raise ValidationError({"role": error})
+        with transaction(self.engine) as s:
+            _lock_users(s)
+            user = self._find(s, normalize_username(username))
+            if user.role == "admin" and role != "admin" and not user.disabled:
+                self._refuse_last_admin(s, user, "demoting")
+            before = _audit_view(user)
+            user.role = role
+            s.add(self._audit(actor, "user.set_role", user, before))
+            return self._info(user)
+
+    def unlock(self, username: str, *, actor: str) -> UserInfo:
+        """Lift a lockout after failed sign-ins (the password stays as it is)."""
+        with transaction(self.engine) as s:
+            user = self._find(s, normalize_username(username))
+            before = _audit_view(user)
+            user.failed_attempts, user.last_failed_at = 0, None
+            s.add(self._audit(actor, "user.unlock", user, before))
             return self._info(user)
 
     def set_password(self, username: str, password: str, *, actor: str) -> UserInfo:
@@ -275,40 +316,80 @@ class UserStore:
             before = _audit_view(user)
             user.password_hash = hash_password(password)
             user.failed_attempts, user.last_failed_at = 0, None
+            self._end_sessions(s, user.username, actor, "password changed")
             s.add(self._audit(actor, "user.set_password", user, before))
             return self._info(user)
 
     # ---- sign-in -------------------------------------------------------------------------
 
-    def authenticate(self, username: str, password: str) -> UserInfo:
-        """The user for these credentials, or AuthError/AccountLocked saying why not."""
+    def authenticate(
+        self, username: str, password: str, *, client_address: str | None = None
+    ) -> UserInfo:
+        """The user for these credentials, or AuthError/AccountLocked saying why not.
+
+        Each attempt takes a slot in the failure counters (the client address's, and the
+        user's, or the unknown name's) atomically *before* the password is checked, so
+        parallel guesses cannot get past the lockout; a successful sign-in gives the slots
+        back. Unknown usernames are counted and locked exactly like real ones, so neither
+        the message nor the timing tells whether an account exists.
+        """
         username = normalize_username(username)
+        try:
+            return self._authenticate(username, password or "", client_address)
+        except AuthError as exc:
+            self._audit_failure(username, exc, client_address)
+            raise
+
+    def _authenticate(self, username: str, password: str, client_address: str | None) -> UserInfo:
+        now = self._clock()
+        if client_address:
+            self._take_address_slot(client_address, now)
         with transaction(self.engine) as s:
             user = s.scalar(select(User).where(User.username == username))
         if user is None:
-            _burn_time(password or "")
-            raise AuthError("Wrong username or password.")
-        self._refuse_locked(user)
-        if not verify_password(password or "", user.password_hash):
-            self._record_failure(user)
+            self._refuse_unknown(username, password, now)
+        failures = self._take_user_slot(user, now)
+        if not self._verify(password, user.password_hash):
+            self._refuse_wrong(username, failures, now)
+        self._record_success(user.id, password, user.password_hash)
+        if client_address:
+            self._give_back_address_slot(client_address)
         if user.disabled:
             raise AuthError(
                 f"The account {username!r} is disabled; ask an admin to enable it "
                 f"(`gatehouse users enable {username}`)."
             )
-        return self._record_success(user.id, password, user.password_hash)
+        return self.get(username)
 
-    def _refuse_locked(self, user: User) -> None:
-        retry_at = self._locked_until(user)
-        if retry_at is not None:
-            raise AccountLocked(_locked_message(user.username, retry_at, self._clock()), retry_at)
+    def _audit_failure(self, username: str, exc: AuthError, client_address: str | None) -> None:
+        """A refused sign-in in settings_audit: the account only if it exists (what was typed
+        as an unknown username may be a password), the reason, the address; never a secret."""
+        if isinstance(exc, AccountLocked):
+            reason = "locked"
+        elif str(exc).startswith("The account"):
+            reason = "disabled"
+        else:
+            reason = "wrong username or password"
+        with transaction(self.engine) as s:
+            known = s.scalar(select(User.id).where(User.username == username)) is not None
+            s.add(
+                SettingsAudit(
+                    actor=username if known else "(unknown user)",
+                    action="session.sign_in_failed",
+                    target=username if known else None,
+                    after={"reason": reason, "client_address": client_address},
+                )
+            )
 
-    def _record_failure(self, user: User) -> None:
-        now = self._clock()
+    def _take_user_slot(self, user: User, now: datetime) -> int:
+        """Count this attempt in the user's row, unless the account is locked (then refuse)."""
         fresh = (User.last_failed_at.is_(None)) | (User.last_failed_at < now - self.policy.window)
+        locked = (User.failed_attempts >= self.policy.max_failures) & (
+            User.last_failed_at > now - self.policy.lockout
+        )
         stmt = (
             update(User)
-            .where(User.id == user.id)
+            .where(User.id == user.id, ~locked)
             .values(
                 failed_attempts=case((fresh, 1), else_=User.failed_attempts + 1),
                 last_failed_at=now,
@@ -317,22 +398,94 @@ class UserStore:
             .execution_options(synchronize_session=False)
         )
         with transaction(self.engine) as s:
-            failures = s.scalar(stmt) or 0
+            failures = s.scalar(stmt)
+            if failures is None:  # locked (or deleted meanwhile, which reads the same)
+                last = s.scalar(select(User.last_failed_at).where(User.id == user.id)) or now
+        if failures is None:
+            self._raise_locked(user.username, last + self.policy.lockout, now)
+        return int(failures)
+
+    def _refuse_unknown(self, username: str, password: str, now: datetime) -> NoReturn:
+        key = throttle_key("username", username)
+        failures = self._take_throttle_slot(key, "username", self.policy, now)
+        if failures is None:
+            self._raise_locked(username, self._throttle_retry_at(key, self.policy, now), now)
+        _burn_time(password)  # as long as checking a real user's password
+        self._refuse_wrong(username, failures, now)
+
+    def _refuse_wrong(self, username: str, failures: int, now: datetime) -> NoReturn:
         if failures >= self.policy.max_failures:
-            retry_at = now + self.policy.lockout
-            raise AccountLocked(_locked_message(user.username, retry_at, now), retry_at)
+            self._raise_locked(username, now + self.policy.lockout, now)
         raise AuthError("Wrong username or password.")
 
-    def _record_success(self, user_id: int, password: str, stored_hash: str) -> UserInfo:
+    def _raise_locked(self, username: str, retry_at: datetime, now: datetime) -> NoReturn:
+        raise AccountLocked(_locked_message(username, retry_at, now), retry_at)
+
+    def _take_address_slot(self, address: str, now: datetime) -> None:
+        policy = self.address_policy
+        key = throttle_key("address", address)
+        if self._take_throttle_slot(key, "address", policy, now) is None:
+            retry_at = self._throttle_retry_at(key, policy, now)
+            minutes = _minutes_until(retry_at, now)
+            raise AccountLocked(
+                f"Too many failed sign-ins from your network address. Try again after "
+                f"{retry_at:%H:%M} UTC (in {minutes} minute{'s' if minutes != 1 else ''}).",
+                retry_at,
+            )
+
+    def _take_throttle_slot(
+        self, key: str, kind: str, policy: LockoutPolicy, now: datetime
+    ) -> int | None:
+        """Count an attempt for `key` in one statement; None when `key` is locked."""
+        table = SigninThrottle.__table__
+        fresh = table.c.last_failed_at.is_(None) | (table.c.last_failed_at < now - policy.window)
+        locked = (table.c.failures >= policy.max_failures) & (
+            table.c.last_failed_at > now - policy.lockout
+        )
+        with transaction(self.engine) as s:
+            insert = (
+                postgresql_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            )
+            stmt = (
+                insert(table)
+                .values(key=key, kind=kind, failures=1, last_failed_at=now)
+                .on_conflict_do_update(
+                    index_elements=[table.c.key],
+                    set_={
+                        "failures": case((fresh, 1), else_=table.c.failures + 1),
+                        "last_failed_at": now,
+                    },
+                    where=~locked,
+                )
+                .returning(table.c.failures)
+            )
+            return s.scalar(stmt)
+
+    def _throttle_retry_at(self, key: str, policy: LockoutPolicy, now: datetime) -> datetime:
+        with transaction(self.engine) as s:
+            last = s.scalar(select(SigninThrottle.last_failed_at).where(SigninThrottle.key == key))
+        return (last or now) + policy.lockout
+
+    def _give_back_address_slot(self, address: str) -> None:
+        table = SigninThrottle.__table__
+        with transaction(self.engine) as s:
+            s.execute(
+                update(table)
+                .where(table.c.key == throttle_key("address", address), table.c.failures > 0)
+                .values(failures=table.c.failures - 1)
+            )
+
+    def _record_success(self, user_id: int, password: str, stored_hash: str) -> None:
         with transaction(self.engine) as s:
             user = s.get(User, user_id)
             if user is None:  # deleted between the two reads
                 raise AuthError("Wrong username or password.")
             user.failed_attempts, user.last_failed_at = 0, None
+            if user.disabled:
+                return
             user.last_login_at = self._clock()
             if needs_rehash(stored_hash):
                 user.password_hash = hash_password(password)
-            return self._info(user)
 
     # ---- internals -----------------------------------------------------------------------
 
@@ -371,8 +524,26 @@ class UserStore:
             raise NotFound(f"No user named {username!r}; `gatehouse users list` shows them")
         return user
 
+    def _end_sessions(self, s: Any, username: str, actor: str, reason: str) -> None:
+        """Sign the user out everywhere, in the transaction that disables or re-keys them."""
+        ended = s.execute(
+            update(ConsoleSession)
+            .where(ConsoleSession.username == username, ConsoleSession.revoked_at.is_(None))
+            .values(revoked_at=self._clock(), revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if ended:
+            s.add(
+                SettingsAudit(
+                    actor=actor,
+                    action="session.sign_out_all",
+                    target=username,
+                    after={"reason": reason, "ended": int(ended)},
+                )
+            )
+
     @staticmethod
-    def _refuse_last_admin(s: Any, user: User) -> None:
+    def _refuse_last_admin(s: Any, user: User, what: str) -> None:
         others = s.scalar(
             select(func.count(User.id)).where(
                 User.role == "admin", User.disabled.is_(False), User.id != user.id
@@ -381,7 +552,7 @@ class UserStore:
         if not others:
             raise ConfigError(
                 f"{user.username!r} is the last enabled admin; add or enable another admin "
-                "before disabling this one"
+                f"before {what} this one"
             )
 
     def _locked_until(self, user: User) -> datetime | None:
@@ -413,10 +584,24 @@ def _audit_view(user: User) -> dict[str, Any]:
     return {"username": user.username, "role": user.role, "disabled": bool(user.disabled)}
 
 
+def _lock_users(s: Any) -> None:
+    """Serialise writers of `users` for a check-then-write (first admin, last admin)."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
+    else:
+        # SQLite: a write as the first statement takes the database's write lock now (what
+        # BEGIN IMMEDIATE does), so a second process waits instead of reading a stale count.
+        s.execute(text("DELETE FROM users WHERE 1 = 0"))
+
+
+def _minutes_until(retry_at: datetime, now: datetime) -> int:
+    return max(1, int((retry_at - now).total_seconds() + 59) // 60)
+
+
 def _locked_message(username: str, retry_at: datetime, now: datetime) -> str:
-    minutes = max(1, int((retry_at - now).total_seconds() + 59) // 60)
+    minutes = _minutes_until(retry_at, now)
     return (
-        f"Too many failed sign-ins for {username!r}. Try again after "
+        f"Too many failed sign-ins for {username[:64]!r}. Try again after "
         f"{retry_at:%H:%M} UTC (in {minutes} minute{'s' if minutes != 1 else ''}), "
         "or ask an admin to reset the password."
     )

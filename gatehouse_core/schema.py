@@ -309,3 +309,44 @@ class AlertDelivery(Base):
     status: Mapped[str] = mapped_column(String(16))
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleSession(Base):
+    """A signed-in console browser: only the SHA-256 of its cookie token is stored.
+
+    A row is created at sign-in with a one-time hand-off ticket (also hashed); the browser
+    redeems the ticket at `/auth/session`, which sets the cookie and replaces `token_hash`
+    with the hash of the cookie's token. `revoked_at` set means signed out for good.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ticket_expires_at: Mapped[datetime | None]
+    username: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    via: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(100))
+
+
+class SigninThrottle(Base):
+    """Failed sign-ins counted per client address and per unknown username.
+
+    `key` is a SHA-256 of the kind and value, so a password typed into the username field
+    is never stored. Known users are counted in their `users` row.
+    """
+
+    __tablename__ = "signin_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime | None]

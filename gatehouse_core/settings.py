@@ -105,6 +105,16 @@ SETTINGS: tuple[Setting, ...] = (
         "otel (OpenTelemetry spans; needs gatehouse[otel]) or emf,otel. Unset: none.",
     ),
     Setting(
+        "GATEHOUSE_SESSION_IDLE",
+        "8h",
+        "A console sign-in ends after this long without use (e.g. 30m, 8h; plain numbers are seconds).",
+    ),
+    Setting(
+        "GATEHOUSE_SESSION_MAX",
+        "7d",
+        "A console sign-in ends this long after it began, however busy (e.g. 12h, 7d).",
+    ),
+    Setting(
         "CODEGEN_PROVIDER",
         None,
         "Fallback provider type (e.g. openrouter) used only while the database has no provider.",
@@ -180,6 +190,25 @@ def get_positive_int(name: str, env: Mapping[str, str] | None = None) -> int | N
         raise SettingError(
             f"{name}={raw!r} is not a whole number of at least 1; unset it or give e.g. 90"
         )
+    return value
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def get_duration(name: str, env: Mapping[str, str] | None = None) -> float:
+    """A positive duration in seconds from `90`, `45s`, `30m`, `8h` or `7d`; SettingError if not."""
+    raw = (get(name, env) or "").strip().lower()
+    unit = _DURATION_UNITS.get(raw[-1:]) if raw else None
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number) * (unit or 1)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(raw)
+    except ValueError:
+        raise SettingError(
+            f"{name}={raw!r} is not a duration; unset it or give e.g. 45s, 30m, 8h or 7d"
+        ) from None
     return value
 
 

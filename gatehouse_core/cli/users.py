@@ -1,4 +1,5 @@
-"""`gatehouse users …`: add, list, disable, enable, set-password (passwords from stdin only)."""
+"""`gatehouse users …`: add, list, disable, enable, set-password (passwords from stdin only),
+set-role, unlock, and the console sessions: `sessions NAME`, `sign-out NAME`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime
 
 from ..auth import ROLES, UserInfo, UserStore
 from ..errors import ConfigError
+from ..sessions import SessionStore
 from .context import Context
 from .output import print_json, print_table
 
@@ -41,6 +43,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("name")
     p.set_defaults(handler=set_password)
+
+    p = cmds.add_parser("set-role", help="change a user's role (the last admin cannot be demoted)")
+    p.add_argument("name")
+    p.add_argument("role", choices=ROLES)
+    p.set_defaults(handler=set_role)
+
+    p = cmds.add_parser("unlock", help="lift a lockout after failed sign-ins")
+    p.add_argument("name")
+    p.set_defaults(handler=unlock_user)
+
+    p = cmds.add_parser("sessions", help="a user's signed-in console sessions")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(handler=list_sessions)
+
+    p = cmds.add_parser("sign-out", help="end every console session of a user, in every browser")
+    p.add_argument("name")
+    p.set_defaults(handler=sign_out)
 
 
 def _store(ctx: Context) -> UserStore:
@@ -101,6 +121,56 @@ def set_password(args: argparse.Namespace, ctx: Context) -> int:
     store.get(args.name)  # a typo fails before the password is asked for
     user = store.set_password(args.name, read_password(), actor=ctx.actor)
     print(f"Set a new password for {user.username}")
+    return 0
+
+
+def set_role(args: argparse.Namespace, ctx: Context) -> int:
+    user = _store(ctx).set_role(args.name, args.role, actor=ctx.actor)
+    print(f"{user.username} is now {user.role}")
+    return 0
+
+
+def unlock_user(args: argparse.Namespace, ctx: Context) -> int:
+    user = _store(ctx).unlock(args.name, actor=ctx.actor)
+    print(f"Unlocked {user.username}")
+    return 0
+
+
+def list_sessions(args: argparse.Namespace, ctx: Context) -> int:
+    user = _store(ctx).get(args.name)
+    sessions = SessionStore(ctx.engine).list_for(user.username)
+    if args.json:
+        print_json([s.to_json() for s in sessions])
+        return 0
+    if not sessions:
+        print(f"{user.username} is not signed in anywhere.")
+        return 0
+    print_table(
+        ["id", "since", "last seen", "expires", "via", "address", "browser"],
+        [
+            [
+                str(s.id),
+                _when(s.created_at),
+                _when(s.last_seen_at),
+                _when(s.expires_at),
+                s.via,
+                s.client_address or "-",
+                (s.user_agent or "-")[:40],
+            ]
+            for s in sessions
+        ],
+    )
+    return 0
+
+
+def sign_out(args: argparse.Namespace, ctx: Context) -> int:
+    user = _store(ctx).get(args.name)
+    ended = SessionStore(ctx.engine).revoke_user(
+        user.username, actor=ctx.actor, reason="signed out from the CLI"
+    )
+    print(
+        f"Signed {user.username} out everywhere ({ended} session{'s' if ended != 1 else ''} ended)"
+    )
     return 0
 
 

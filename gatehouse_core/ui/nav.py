@@ -37,7 +37,9 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(
         "pages/providers.py", "Providers", ":material/key:", "ai-providers", "Admin", "providers"
     ),
+    PageSpec("pages/users.py", "Users", ":material/group:", "people", "Admin", "users"),
 )
+REQUESTED_KEY = "gh_requested_page"
 
 
 def pages_for(role: str) -> dict[str, list[PageSpec]]:
@@ -60,10 +62,55 @@ def navigation(role: str) -> StreamlitPage:
         ]
         for section, specs in sections.items()
     }
-    return st.navigation(pages, position="sidebar")
+    current = st.navigation(pages, position="sidebar")
+    _go_to_requested(current, [p for section in pages.values() for p in section])
+    return current
+
+
+def _go_to_requested(current: StreamlitPage, pages: list[StreamlitPage]) -> None:
+    """After sign-in, open the page whose URL the user came with (a deep link or reload)."""
+    requested = st.session_state.pop(REQUESTED_KEY, None)
+    if not requested or current.url_path == requested:
+        return
+    for page in pages:
+        if page.url_path == requested:
+            st.switch_page(page)
 
 
 def single(render: Callable[[], None], title: str, url_path: str) -> StreamlitPage:
-    """A hidden one-page navigation (setup, sign-in): nothing else is reachable by URL."""
+    """A hidden one-page navigation: nothing else is reachable by URL."""
     page = st.Page(render, title=title, url_path=url_path, default=True)
     return st.navigation([page], position="hidden")
+
+
+def door(render: Callable[[], None], title: str, url_path: str) -> StreamlitPage:
+    """The signed-out navigation (setup, sign-in): every console URL shows the door.
+
+    Each page's URL is registered too, all rendering the door, so a deep link or a reload
+    shows the sign-in form instead of a "Page not found" modal; the URL asked for is
+    remembered (remember_requested) and opened after sign-in.
+    """
+    first = st.Page(render, title=title, url_path=url_path, default=True)
+    aliases = [
+        st.Page(render, title=title, url_path=spec.url_path) for spec in PAGES if spec.url_path
+    ]
+    return st.navigation([first, *aliases], position="hidden")
+
+
+def remember_requested(page: StreamlitPage) -> None:
+    if any(page.url_path == spec.url_path for spec in PAGES):
+        st.session_state[REQUESTED_KEY] = page.url_path
+
+
+def disable_legacy_pages_folder() -> None:
+    """Tell Streamlit, before the first session, that this app navigates with st.navigation.
+
+    Until a process first runs `st.navigation`, Streamlit treats a `pages/` folder next to
+    the entrypoint as the legacy multipage convention: the first session's first run then
+    resolves its URL against the files' stems and shows a false "Page not found" for a deep
+    link such as /ai-providers. `st.navigation` clears this same flag on its first call; the
+    server clears it at start so the first visitor gets what everyone after them gets.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False

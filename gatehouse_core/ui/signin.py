@@ -15,6 +15,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from ..auth import MIN_PASSWORD_LENGTH, resolve_sso_role
 from ..errors import GatehouseError
+from ..sessions import SessionStore
 from . import flash, forms, nav, session, state
 from .errors import message_for
 
@@ -49,20 +50,35 @@ def sso_settings() -> SsoSettings:
 def gate() -> session.SignedIn | None:
     """The signed-in user; or None after rendering setup/sign-in/outage (caller stops)."""
     try:
-        store = state.users()
-        user = session.refresh(store) or _sso_user()
+        store, sessions = state.users(), state.sessions()
+        user = (
+            session.refresh(store, sessions)
+            or session.from_cookie(store, sessions)
+            or _sso_user(sessions)
+        )
         if user is not None:
             return user
         page = (
-            nav.single(_sign_in_page, "Sign in", "signin")
+            nav.door(_sign_in_page, "Sign in", "signin")
             if store.has_users()
-            else nav.single(_first_admin_page, "Set up GateHouse", "setup")
+            else nav.door(_first_admin_page, "Set up GateHouse", "setup")
         )
     except GatehouseError as exc:
         message = str(exc)
-        page = nav.single(lambda: _unavailable(message), "GateHouse", "unavailable")
+        page = nav.door(lambda: _unavailable(message), "GateHouse", "unavailable")
+    nav.remember_requested(page)
+    _hide_sidebar()
     page.run()
+    session.cookie_script()
     return None
+
+
+def _hide_sidebar() -> None:
+    """No sidebar before sign-in: hide the (empty) shell a signed-out session would keep."""
+    st.html(
+        "<style>section[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl'],"
+        "[data-testid='stExpandSidebarButton']{display:none !important}</style>"
+    )
 
 
 # ---- first admin -----------------------------------------------------------------------
@@ -119,7 +135,7 @@ def _create_first_admin() -> None:
         forms.set_errors(SETUP_FORM, forms.validation_errors(exc))
         return
     forms.clear_errors(SETUP_FORM)
-    session.sign_in(session.SignedIn(info.username, info.role))
+    session.start(state.sessions(), info.username, info.role)
     flash.push("success", f"Welcome, {info.username}. Next: add a provider and its API key.")
 
 
@@ -150,17 +166,19 @@ def _sign_in() -> None:
     ss = st.session_state
     password, ss["signin_password"] = ss.get("signin_password", ""), ""  # never sent back
     try:
-        info = state.users().authenticate(ss.get("signin_username", ""), password)
+        info = state.users().authenticate(
+            ss.get("signin_username", ""), password, client_address=session.client_address()
+        )
+        session.start(state.sessions(), info.username, info.role)
     except Exception as exc:  # shown on the form, never as a traceback
         flash.push("error", message_for(exc), slot=SIGNIN_FORM)
         return
-    session.sign_in(session.SignedIn(info.username, info.role))
 
 
 # ---- single sign-on --------------------------------------------------------------------
 
 
-def _sso_user() -> session.SignedIn | None:
+def _sso_user(sessions: SessionStore) -> session.SignedIn | None:
     """An SSO identity (st.user) mapped to a role, or None (refusals are shown on sign-in)."""
     sso = sso_settings()
     if not sso.enabled or not st.user.get("is_logged_in"):
@@ -172,9 +190,8 @@ def _sso_user() -> session.SignedIn | None:
     except GatehouseError as exc:
         st.session_state[SSO_ERROR_KEY] = str(exc)
         return None
-    user = session.SignedIn(str(st.user.get("email")).strip().lower(), role, session.VIA_SSO)
-    session.sign_in(user)
-    return user
+    email = str(st.user.get("email")).strip().lower()
+    return session.start(sessions, email, role, session.VIA_SSO)
 
 
 def _sso_section() -> None:

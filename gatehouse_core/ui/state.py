@@ -8,6 +8,7 @@ a new resource instead of reusing a stale one. Secrets never go into `st.cache_d
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -18,6 +19,9 @@ from ..auth import UserStore
 from ..crypto import SecretBox
 from ..db import make_engine
 from ..registry import Registry
+from ..sessions import SessionStore
+
+log = logging.getLogger("gatehouse.console")
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -52,6 +56,11 @@ def _registry(url: str, identity: str) -> Registry:
 @st.cache_resource(show_spinner=False)
 def _users(url: str) -> UserStore:
     return UserStore(_engine(url))
+
+
+@st.cache_resource(show_spinner=False)
+def _sessions(url: str, idle: str, max_age: str) -> SessionStore:
+    return SessionStore(_engine(url))
 
 
 @st.cache_resource(show_spinner=False)
@@ -90,6 +99,15 @@ def users() -> UserStore:
     return _users(database_url())
 
 
+def sessions() -> SessionStore:
+    """The console session store (its lifetimes from GATEHOUSE_SESSION_IDLE / _MAX)."""
+    return _sessions(
+        database_url(),
+        settings.get("GATEHOUSE_SESSION_IDLE") or "",
+        settings.get("GATEHOUSE_SESSION_MAX") or "",
+    )
+
+
 def catalog() -> Catalog:
     return _catalog(database_url())
 
@@ -97,3 +115,22 @@ def catalog() -> Catalog:
 def gateway() -> Gateway:
     """The gateway, shared by every session of this process (it is thread-safe)."""
     return _gateway(database_url(), _secrets_identity())
+
+
+def warm_up() -> None:
+    """Build the shared engine (migrating it), registry and gateway once, at server start.
+
+    A database that cannot be reached is not fatal here: the console then shows the cause on
+    its first page, and the next request tries again.
+    """
+    try:
+        engine()
+        registry()
+        gateway()
+    except Exception as exc:  # logged by name only: messages may hold a URL
+        log.warning("console start-up: shared resources not ready yet (%s)", type(exc).__name__)
+
+
+def release_all() -> None:
+    """At server shutdown: close every gateway (flushing its audit rows) and engine."""
+    st.cache_resource.clear()

@@ -94,5 +94,7 @@ def texts(at: AppTest) -> str:
 
 
 def nav_pages(at: AppTest) -> list[str]:
-    """The titles of the pages st.navigation registered in the last run, in order."""
-    return [str(info.get("page_name", "")) for info in at._registered_pages.values()]
+    """The titles of the pages st.navigation registered in the last run, in order, each once
+    (signed out, every console URL is registered as an alias of the one door page)."""
+    titles = [str(info.get("page_name", "")) for info in at._registered_pages.values()]
+    return list(dict.fromkeys(titles))

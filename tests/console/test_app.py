@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
 from gatehouse_core.auth import LockoutPolicy, UserStore
+from gatehouse_core.sessions import SessionStore
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.console.conftest import PASSWORD, nav_pages, new_app, sign_in
 
@@ -50,7 +52,7 @@ def test_first_admin_is_created_and_signed_in(users: UserStore) -> None:
     assert not at.exception
     assert users.get("alice").role == "admin"
     assert "**alice**" in at.sidebar.markdown[0].value
-    assert nav_pages(at) == ["Playground", "Models", "Providers"]
+    assert nav_pages(at) == ["Playground", "Models", "Providers", "Users"]
     assert any("Welcome, alice" in s.value for s in at.success)
     # The setup form is gone for good: a new browser session gets the sign-in form.
     fresh = new_app().run()
@@ -116,7 +118,7 @@ def test_sign_out_ends_the_session(app_as: Callable[[str], AppTest]) -> None:
 @pytest.mark.parametrize(
     ("role", "pages"),
     [
-        ("admin", ["Playground", "Models", "Providers"]),
+        ("admin", ["Playground", "Models", "Providers", "Users"]),
         ("operator", ["Playground", "Models"]),
         ("viewer", ["Models"]),
     ],
@@ -228,7 +230,7 @@ def test_sso_identity_gets_its_mapped_role(users: UserStore) -> None:
     at = sso_app(users, "Ann@Example.com")
     assert not at.exception
     assert at.sidebar.markdown[0].value.startswith(":material/account_circle: **ann@example.com**")
-    assert nav_pages(at) == ["Playground", "Models", "Providers"]
+    assert nav_pages(at) == ["Playground", "Models", "Providers", "Users"]
 
 
 def test_sso_identity_without_a_mapping_is_refused(users: UserStore) -> None:
@@ -243,7 +245,7 @@ def test_setup_and_sign_in_on_postgresql(postgres_url: str, users: UserStore) ->
     assert users.get("alice").role == "admin"
     assert any("**postgresql**" in m.value for m in at.sidebar.markdown)
     at = sign_in(new_app().run(), "alice")
-    assert nav_pages(at) == ["Playground", "Models", "Providers"]
+    assert nav_pages(at) == ["Playground", "Models", "Providers", "Users"]
 
 
 def test_database_lost_mid_session_shows_cause_not_traceback(
@@ -272,3 +274,57 @@ def test_unexpected_error_is_one_scrubbed_line() -> None:
     message = at.error[0].value
     assert message.startswith("Unexpected error (RuntimeError): boom with [REDACTED] inside")
     assert "sk-or-v1-0123456789abcdef0123" not in message
+
+
+# ---- server-side sessions, lockout message, deep links ---------------------------------------
+
+
+def test_unknown_username_gets_the_same_lockout_as_a_real_one(users: UserStore) -> None:
+    users.create("alice", PASSWORD, "viewer", actor="seed")
+    messages = {}
+    for name in ("alice", "ghost"):
+        at = new_app().run()
+        for _ in range(LockoutPolicy().max_failures):
+            at = sign_in(at, name, "wrong-password")
+        # The same words; only the name and the clock time may differ.
+        text = at.error[0].value.replace(repr(name), "NAME")
+        messages[name] = re.sub(r"\d\d:\d\d UTC \(in \d+ minutes?\)", "TIME", text)
+    assert messages["alice"] == messages["ghost"]
+    assert messages["ghost"].startswith("Too many failed sign-ins for NAME. Try again after")
+
+
+def test_sign_in_creates_a_server_side_session_and_sign_out_revokes_it(
+    app_as: Callable[[str], AppTest], users: UserStore
+) -> None:
+    sessions = SessionStore(users.engine)
+    at = app_as("operator")
+    [live] = sessions.list_for("operator")
+    at.button(key="signout").click().run()
+    assert sessions.list_for("operator") == []
+    assert sessions.resolve_id(live.id) is None
+
+
+def test_sign_out_everywhere_ends_the_users_other_tabs(
+    app_as: Callable[[str], AppTest], users: UserStore
+) -> None:
+    at = app_as("viewer")
+    other_tab = sign_in(new_app().run(), "viewer")
+    at.button(key="signout_everywhere").click().run()
+    assert at.info[0].value == "You have been signed out everywhere."
+    other_tab.run()
+    assert "Your session has ended" in other_tab.info[0].value
+    assert nav_pages(other_tab) == ["Sign in"]
+
+
+def test_sso_sign_in_gets_a_session_too(users: UserStore) -> None:
+    at = sso_app(users, "ann@example.com")
+    assert not at.exception
+    [live] = SessionStore(users.engine).list_for("ann@example.com")
+    assert (live.role, live.via) == ("admin", "sso")
+
+
+def test_signed_out_door_answers_every_console_url(users: UserStore) -> None:
+    users.create("alice", PASSWORD, "admin", actor="seed")
+    at = new_app().run()
+    paths = {str(info.get("url_pathname", "")) for info in at._registered_pages.values()}
+    assert {"chat", "catalog", "ai-providers", "people"} <= paths  # no "Page not found"

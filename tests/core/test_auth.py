@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -23,7 +27,7 @@ from gatehouse_core.auth import (
 )
 from gatehouse_core.db import make_engine, transaction
 from gatehouse_core.errors import AccountLocked, AuthError, ConfigError, NotFound, ValidationError
-from gatehouse_core.schema import SettingsAudit, User
+from gatehouse_core.schema import SettingsAudit, SigninThrottle, User
 
 PASSWORD = "correct horse"
 
@@ -103,7 +107,7 @@ def test_unknown_role_may_do_nothing_and_unknown_permission_is_a_bug() -> None:
 
 def test_hash_is_self_describing_salted_scrypt() -> None:
     first, second = hash_password(PASSWORD), hash_password(PASSWORD)
-    assert first.startswith("scrypt$n=16384,r=8,p=1$")
+    assert first.startswith("scrypt$n=131072,r=8,p=1$")  # 2**17
     assert first != second  # random salt
     assert PASSWORD not in first
     assert verify_password(PASSWORD, first) and verify_password(PASSWORD, second)
@@ -318,3 +322,183 @@ def test_sso_needs_a_verified_address() -> None:
 def test_sso_mapping_with_a_bad_role_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="'root', which is not a role"):
         resolve_sso_role("bob@example.com", {"@example.com": "root"})
+
+
+# ---- lockout races, unknown users, client addresses (issue 7 item 9, issue 8 item 10) ----------
+
+
+class CountingVerify:
+    """The real password check, counting how often it runs (injected into UserStore)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, password: str, encoded: str) -> bool:
+        with self._lock:
+            self.calls += 1
+        return verify_password(password, encoded)
+
+
+def test_parallel_guesses_cannot_race_past_the_lockout(db_url: str, clock: Clock) -> None:
+    verify = CountingVerify()
+    store = UserStore(make_engine(db_url), clock=clock, verify=verify)
+    store.create("alice", PASSWORD, "viewer", actor="t")
+
+    def guess(i: int) -> type[BaseException]:
+        try:
+            store.authenticate("alice", f"wrong guess {i}")
+        except AuthError as exc:
+            return type(exc)
+        return type(None)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(guess, range(100)))
+    assert verify.calls <= LockoutPolicy().max_failures
+    assert outcomes.count(AccountLocked) >= 100 - LockoutPolicy().max_failures
+    with pytest.raises(AccountLocked):
+        store.authenticate("alice", PASSWORD)  # the right one, while locked
+    assert verify.calls <= LockoutPolicy().max_failures
+
+
+def test_unknown_username_is_locked_exactly_like_a_real_one(store: UserStore) -> None:
+    store.create("alice", PASSWORD, "viewer", actor="t")
+    answers: dict[str, list[str]] = {"alice": [], "nobody": []}
+    for name in answers:
+        for _ in range(LockoutPolicy().max_failures + 1):
+            with pytest.raises(AuthError) as err:
+                store.authenticate(name, "wrong guess")
+            answers[name].append(str(err.value).replace(repr(name), "NAME"))
+    assert answers["alice"] == answers["nobody"]
+    assert "Too many failed sign-ins for NAME" in answers["nobody"][-1]
+
+
+def test_unknown_usernames_are_not_stored_in_plaintext(store: UserStore) -> None:
+    typed = "my-secret-password-in-the-wrong-field"
+    with pytest.raises(AuthError):
+        store.authenticate(typed, "x")
+    with transaction(store.engine) as s:
+        rows = s.scalars(select(SigninThrottle)).all()
+        audit = s.scalars(select(SettingsAudit)).all()
+    assert rows and all(typed not in r.key for r in rows)
+    assert all(typed not in str((a.target, a.after)) for a in audit)
+
+
+def test_one_address_cannot_try_many_users(clock: Clock) -> None:
+    store = UserStore(make_engine(), clock=clock, address_policy=LockoutPolicy(max_failures=3))
+    store.create("alice", PASSWORD, "viewer", actor="t")
+    for i in range(store.address_policy.max_failures):
+        with pytest.raises(AuthError) as err:
+            store.authenticate(f"user{i}", "guess", client_address="203.0.113.9")
+        assert "network address" not in str(err.value)
+    with pytest.raises(AccountLocked, match="from your network address"):
+        store.authenticate("alice", PASSWORD, client_address="203.0.113.9")
+    # Another address is not affected, and the user's own counter was never touched.
+    assert store.authenticate("alice", PASSWORD, client_address="198.51.100.1")
+    clock.advance(minutes=16)
+    assert store.authenticate("alice", PASSWORD, client_address="203.0.113.9")
+
+
+def test_successful_sign_ins_do_not_fill_the_address_counter() -> None:
+    store = UserStore(make_engine(), address_policy=LockoutPolicy(max_failures=2))
+    store.create("alice", PASSWORD, "viewer", actor="t")
+    for _ in range(store.address_policy.max_failures + 3):
+        store.authenticate("alice", PASSWORD, client_address="203.0.113.9")
+
+
+def test_sign_in_upgrades_a_2_14_hash_to_2_17(store: UserStore) -> None:
+    store.create("alice", PASSWORD, "viewer", actor="t")
+    with transaction(store.engine) as s:
+        user = s.scalar(select(User).where(User.username == "alice"))
+        user.password_hash = _old_hash(PASSWORD, n=2**14)
+    store.authenticate("alice", PASSWORD)
+    with transaction(store.engine) as s:
+        stored = s.scalar(select(User.password_hash).where(User.username == "alice"))
+    assert stored.startswith("scrypt$n=131072,r=8,p=1$")
+    assert store.authenticate("alice", PASSWORD).username == "alice"
+
+
+def test_unlock_lifts_a_lockout_and_is_audited(store: UserStore) -> None:
+    store.create("alice", PASSWORD, "viewer", actor="t")
+    for _ in range(5):
+        with pytest.raises(AuthError):
+            store.authenticate("alice", "guess")
+    assert store.get("alice").locked_until is not None
+    assert store.unlock("alice", actor="root").locked_until is None
+    assert store.authenticate("alice", PASSWORD).username == "alice"
+    with transaction(store.engine) as s:
+        actions = s.scalars(select(SettingsAudit.action)).all()
+    assert "user.unlock" in actions
+
+
+# ---- at least one enabled admin (issue 7 item 17) -----------------------------------------------
+
+
+def test_last_enabled_admin_cannot_be_demoted(db_store: UserStore) -> None:
+    db_store.create("root", PASSWORD, "admin", actor="t")
+    with pytest.raises(ConfigError, match="last enabled admin; add or enable another admin"):
+        db_store.set_role("root", "viewer", actor="root")
+    db_store.create("ann", PASSWORD, "admin", actor="t")
+    assert db_store.set_role("root", "viewer", actor="ann").role == "viewer"
+    with pytest.raises(ConfigError, match="last enabled admin"):
+        db_store.set_disabled("ann", True, actor="ann")
+
+
+def test_role_change_validates_and_is_audited(store: UserStore) -> None:
+    store.create("root", PASSWORD, "admin", actor="t")
+    store.create("bob", PASSWORD, "viewer", actor="t")
+    with pytest.raises(ValidationError, match="not a role"):
+        store.set_role("bob", "owner", actor="root")
+    store.set_role("bob", "operator", actor="root")
+    with transaction(store.engine) as s:
+        row = s.scalars(select(SettingsAudit).where(SettingsAudit.action == "user.set_role")).one()
+    assert (row.before["role"], row.after["role"]) == ("viewer", "operator")
+
+
+def _create_first_admin_in_a_process(url: str, name: str, barrier: Any, results: Any) -> None:
+    store = UserStore(make_engine(url))
+    barrier.wait()
+    try:
+        store.create_first_admin(name, PASSWORD)
+        results.put("created")
+    except AuthError:
+        results.put("refused")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_processes_create_only_one_first_admin(
+    backend: str, sqlite_url: str, request: pytest.FixtureRequest
+) -> None:
+    url = sqlite_url if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    make_engine(url).dispose()  # migrate once, before the race
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(target=_create_first_admin_in_a_process, args=(url, n, barrier, results))
+        for n in ("ann", "bob")
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert sorted(results.get(timeout=5) for _ in procs) == ["created", "refused"]
+    assert len(UserStore(make_engine(url)).list_users()) == 1
+
+
+def test_refused_sign_ins_are_audited_without_secrets(store: UserStore) -> None:
+    store.create("alice", PASSWORD, "viewer", actor="t")
+    with pytest.raises(AuthError):
+        store.authenticate("alice", "wrong-password-1", client_address="203.0.113.9")
+    with pytest.raises(AuthError):
+        store.authenticate("typed-a-password-here", "wrong-password-2")
+    with transaction(store.engine) as s:
+        rows = s.scalars(
+            select(SettingsAudit).where(SettingsAudit.action == "session.sign_in_failed")
+        ).all()
+    assert [(r.target, r.after["reason"]) for r in rows] == [
+        ("alice", "wrong username or password"),
+        (None, "wrong username or password"),
+    ]
+    assert rows[0].after["client_address"] == "203.0.113.9"
+    dumped = str([(r.actor, r.target, r.before, r.after) for r in rows])
+    assert "wrong-password" not in dumped and "typed-a-password-here" not in dumped

@@ -171,3 +171,71 @@ def test_users_group_runs_as_a_real_command() -> None:
     )
     assert listed.returncode == 0, listed.stderr
     assert [(u["username"], u["role"]) for u in json.loads(listed.stdout)] == [("ops", "operator")]
+
+
+# ---- roles, unlock and console sessions -----------------------------------------------------
+
+
+def test_sessions_lists_a_users_live_sessions_as_json(capsys, monkeypatch, store) -> None:
+    from gatehouse_core.sessions import SessionStore
+
+    store.create("alice", PASSWORD, "admin", actor="t")
+    sessions = SessionStore(store.engine)
+    sessions.create("alice", "admin", user_agent="Firefox", client_address="10.0.0.7")
+    code, out, _ = run(["users", "sessions", "alice", "--json"], capsys, monkeypatch)
+    assert code == 0
+    listed = json.loads(out)
+    assert [(s["username"], s["via"], s["user_agent"]) for s in listed] == [
+        ("alice", "password", "Firefox")
+    ]
+    assert set(listed[0]) == {
+        "id",
+        "username",
+        "role",
+        "via",
+        "created_at",
+        "last_seen_at",
+        "expires_at",
+        "user_agent",
+        "client_address",
+    }
+    code, out, _ = run(["users", "sessions", "alice"], capsys, monkeypatch)
+    assert "10.0.0.7" in out
+
+
+def test_sign_out_ends_every_session_of_the_user(capsys, monkeypatch, store) -> None:
+    from gatehouse_core.sessions import SessionStore
+
+    store.create("alice", PASSWORD, "admin", actor="t")
+    sessions = SessionStore(store.engine)
+    for _ in range(2):
+        sessions.create("alice", "admin")
+    code, out, _ = run(["users", "sign-out", "alice"], capsys, monkeypatch)
+    assert (code, out.strip()) == (0, "Signed alice out everywhere (2 sessions ended)")
+    assert sessions.list_for("alice") == []
+    code, out, _ = run(["users", "sessions", "alice"], capsys, monkeypatch)
+    assert out.strip() == "alice is not signed in anywhere."
+
+
+def test_sessions_of_an_unknown_user_is_a_clear_error(capsys, monkeypatch) -> None:
+    code, _, err = run(["users", "sign-out", "ghost"], capsys, monkeypatch)
+    assert code != 0 and "No user named 'ghost'" in err and "Traceback" not in err
+
+
+def test_set_role_refuses_to_demote_the_last_admin(capsys, monkeypatch, store) -> None:
+    store.create("root", PASSWORD, "admin", actor="t")
+    code, _, err = run(["users", "set-role", "root", "viewer"], capsys, monkeypatch)
+    assert code != 0 and "last enabled admin" in err
+    store.create("bob", PASSWORD, "viewer", actor="t")
+    code, out, _ = run(["users", "set-role", "bob", "operator"], capsys, monkeypatch)
+    assert (code, out.strip()) == (0, "bob is now operator")
+
+
+def test_unlock_lifts_the_lockout(capsys, monkeypatch, store) -> None:
+    store.create("bob", PASSWORD, "viewer", actor="t")
+    for _ in range(5):
+        with pytest.raises(AuthError):
+            store.authenticate("bob", "wrong guess")
+    code, out, _ = run(["users", "unlock", "bob"], capsys, monkeypatch)
+    assert (code, out.strip()) == (0, "Unlocked bob")
+    assert store.authenticate("bob", PASSWORD).username == "bob"

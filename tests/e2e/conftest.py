@@ -171,29 +171,29 @@ def fake_upstream(api_key: str) -> Iterator[FakeOpenRouter]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-def console(
-    chromium: Path,
-    database: tuple[str, str],
-    artifacts: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+def launch_console(
+    database: tuple[str, str], home: Path, log: Path, **settings: str
 ) -> Iterator[Console]:
-    """`streamlit run app.py` on a free loopback port against a fresh database."""
-    home = tmp_path_factory.mktemp("console")
-    # Streamlit reads .streamlit/config.toml from its cwd: give the server the project's own
-    # (error details hidden, usage stats off), as `streamlit run app.py` in the repo has.
-    (home / ".streamlit").mkdir()
-    shutil.copy(REPO / ".streamlit" / "config.toml", home / ".streamlit" / "config.toml")
+    """`streamlit run app.py` on a free loopback port; `settings` are extra environment
+    variables (e.g. GATEHOUSE_SESSION_IDLE). Several may share one database and home."""
+    if not (home / ".streamlit").exists():
+        # Streamlit reads .streamlit/config.toml from its cwd: give the server the project's
+        # own (error details hidden, usage stats off), as `streamlit run app.py` in the repo has.
+        (home / ".streamlit").mkdir(parents=True)
+        shutil.copy(REPO / ".streamlit" / "config.toml", home / ".streamlit" / "config.toml")
+    key_file = home / "e2e-secrets-key"
+    if not key_file.exists():
+        key_file.write_text(Fernet.generate_key().decode())
     env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
     env.update(
         GATEHOUSE_DATABASE_URL=database[1],
         GATEHOUSE_HOME=str(home / ".gatehouse"),
-        GATEHOUSE_SECRETS_KEY=Fernet.generate_key().decode(),
+        GATEHOUSE_SECRETS_KEY=key_file.read_text(),
         HOME=str(home),  # no ~/.streamlit of the developer's
+        **settings,
     )
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    log = artifacts / "streamlit.log"
     command = [
         sys.executable,
         "-m",
@@ -216,6 +216,18 @@ def console(
         yield Console(database[0], base_url, env, home, log)
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="module")
+def console(
+    chromium: Path,
+    database: tuple[str, str],
+    artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Console]:
+    """`streamlit run app.py` on a free loopback port against a fresh database."""
+    home = tmp_path_factory.mktemp("console")
+    yield from launch_console(database, home, artifacts / "streamlit.log")
 
 
 @pytest.fixture(scope="module")
