@@ -41,6 +41,7 @@ else:
     from gatehouse_core.web.api import LazyApi, api_routes
     from gatehouse_core.web.headers import SecurityHeaders
     from gatehouse_core.web.health import health_routes
+    from gatehouse_core.web.housekeeping import Housekeeping
     from gatehouse_core.web.signin import signin_routes
 
     nav.disable_legacy_pages_folder()
@@ -49,9 +50,11 @@ else:
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(state.warm_up)
+        chores = Housekeeping(state.engine).start()
         try:
             yield
         finally:
+            chores.stop()
             await anyio.to_thread.run_sync(api.close)
             await anyio.to_thread.run_sync(state.release_all)
 
