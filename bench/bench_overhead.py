@@ -38,6 +38,7 @@ from common import (  # noqa: E402
     DEFAULT_REDIS,
     ROOT,
     pct,
+    postgres_database,
     socket_floor_ms,
     start_fast_upstream,
     stop,
@@ -71,28 +72,6 @@ def litellm_python(install: bool) -> tuple[Path | None, str | None]:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         return None, f"installing {REQUIREMENTS.name} into {LITELLM_VENV} failed: {exc}"
     return python, None
-
-
-def postgres_database(admin_url: str) -> tuple[str | None, str | None, Any]:
-    """A fresh database on the PostgreSQL server; (url, reason-if-not, drop function)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"gatehouse_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # any driver error means "not available", said plainly below
-        return None, f"PostgreSQL at {admin_url} unavailable: {type(exc).__name__}", None
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    return url, None, drop
 
 
 def redis_available(url: str) -> str | None:

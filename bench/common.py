@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +97,28 @@ def socket_floor_ms(base_url: str, n: int) -> float:
             samples.append((time.perf_counter() - t0) * 1000)
     upstream_get(base_url, "/_reset", "POST")
     return statistics.median(samples)
+
+
+def postgres_database(admin_url: str) -> tuple[str | None, str | None, Any]:
+    """A fresh database on the PostgreSQL server; (url, reason-if-not, drop function)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"gatehouse_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # any driver error means "not available", said plainly below
+        return None, f"PostgreSQL at {admin_url} unavailable: {type(exc).__name__}", None
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return url, None, drop
 
 
 def timed(fn: Callable[[], float | None], n: int) -> list[float]:
