@@ -131,16 +131,22 @@ def timed(fn: Callable[[], float | None], n: int) -> list[float]:
     return samples
 
 
-def threaded(fn: Callable[[], object], threads: int, per_thread: int) -> tuple[float, float]:
-    """(calls per second, client CPU µs per call) with `threads` threads each making `per_thread`."""
+def threaded(
+    fn: Callable[[], object], threads: int, per_thread: int
+) -> tuple[float, float, list[float]]:
+    """(calls per second, client CPU µs per call, ms per call) with `threads` threads each making
+    `per_thread` calls."""
     barrier = threading.Barrier(threads + 1)
     errors: list[BaseException] = []
+    latencies: list[float] = []  # list.append is atomic under the GIL
 
     def worker() -> None:
         barrier.wait()
         try:
             for _ in range(per_thread):
+                t0 = time.perf_counter()
                 fn()
+                latencies.append((time.perf_counter() - t0) * 1000)
         except BaseException as exc:  # reported, not swallowed: a failed call voids the figure
             errors.append(exc)
 
@@ -155,7 +161,7 @@ def threaded(fn: Callable[[], object], threads: int, per_thread: int) -> tuple[f
     if errors:
         raise RuntimeError(f"{len(errors)} threaded calls failed; first: {errors[0]!r}")
     calls = threads * per_thread
-    return calls / wall, cpu / calls * 1e6
+    return calls / wall, cpu / calls * 1e6, latencies
 
 
 def pct(samples: list[float], q: float) -> float:

@@ -235,7 +235,7 @@ def main() -> None:
     cpu0 = time.process_time()
     latency = timed(call, args.calls)
     seq_cpu_us = (time.process_time() - cpu0) / args.calls * 1e6
-    rps, threaded_cpu_us = threaded(call, args.threads, args.per_thread)
+    rps, threaded_cpu_us, threaded_latency = threaded(call, args.threads, args.per_thread)
     ttft = timed(stream, args.stream_calls)
     result = {
         "client": args.client,
@@ -243,6 +243,7 @@ def main() -> None:
         "cpu_us_per_call_sequential": seq_cpu_us,
         "throughput_rps": rps,
         "cpu_us_per_call_threaded": threaded_cpu_us,
+        "threaded_latency_ms": threaded_latency,
         "ttft_ms": ttft,
         "threads": args.threads,
         "versions": finish(),
