@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def worker(args: argparse.Namespace) -> None:
     from gatehouse_core.ratelimit import RateLimiter
     from gatehouse_core.registry import Registry
 
+    # Refused calls are the point here; their per-call warnings would flood the terminal.
+    logging.getLogger("gatehouse").setLevel(logging.ERROR)
     workdir = Path(tempfile.mkdtemp(prefix="gh-fidelity-"))
     os.environ["GATEHOUSE_SECRETS_KEY"] = Fernet.generate_key().decode()
     engine = make_engine(f"sqlite:///{workdir / 'w.db'}")

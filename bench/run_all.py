@@ -1,6 +1,6 @@
 """Every benchmark in one command; JSON into bench/results/, then the README's table rewritten.
 
-    python bench/run_all.py            # the full run (about 25 minutes on 2 quiet cores)
+    python bench/run_all.py            # the full run (about 20 minutes on 2 quiet cores)
     python bench/run_all.py --quick    # tiny counts: proves every bench runs end to end
 
 Each bench runs in its own process, one after another (never in parallel: they would measure
