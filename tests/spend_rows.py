@@ -8,7 +8,7 @@ writer's rollup maintenance (tested in test_spend_rollups.py).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, insert
@@ -86,3 +86,29 @@ def store(engine: Engine, rows: list[dict[str, Any]], *, with_rollup: bool = Tru
             conn.execute(insert(LLMRequest.__table__), rows)
         if with_rollup and rows:
             conn.execute(insert(UsageHourly.__table__), rollup(rows))
+
+
+def known_dataset(now: datetime) -> list[dict[str, Any]]:
+    """A small history relative to `now` (UTC days): today, two and three days ago.
+
+    Five calls in the last 7 days: one fallback (alpha failed, beta answered), one error;
+    m/one costs 2.75 over four calls, m/two 1.0 over one."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = midnight + (now - midnight) / 2
+    d2 = midnight - timedelta(days=2) + timedelta(hours=10)
+    d3 = midnight - timedelta(days=3) + timedelta(hours=10)
+    return [
+        request_row("r-today", today, cost_usd=0.5, latency_ms=400.0),
+        request_row("r-a", d2, 1, status="error", http_status=503, final_attempt=False,
+                    input_tokens=None, output_tokens=None, cost_usd=None, latency_ms=30.0,
+                    error_type="upstream_error", error_message="overloaded"),
+        request_row("r-a", d2 + timedelta(seconds=1), 2, provider="beta", model="m/two",
+                    fallback=True, cost_usd=1.0, input_tokens=300, output_tokens=30,
+                    latency_ms=900.0),
+        request_row("r-b", d2, cost_usd=0.25, source="api", actor="svc", workflow_id="wf-1",
+                    latency_ms=120.0),
+        request_row("r-c", d3, cost_usd=2.0, input_tokens=1000, output_tokens=100,
+                    latency_ms=2500.0),
+        request_row("r-d", d3, status="error", http_status=500, input_tokens=None,
+                    output_tokens=None, cost_usd=None, latency_ms=80.0),
+    ]  # fmt: skip

@@ -14,7 +14,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select
@@ -127,16 +127,18 @@ def count(engine: Engine, filters: RequestFilters | None = None, *, cap: int = 1
 
 
 def call_attempts(engine: Engine, request_id: str) -> list[dict[str, Any]]:
-    """Every attempt of one call, in order, each with `offset_ms` from the first attempt."""
+    """Every attempt of one call, in order. Rows are written when an attempt ends, so each
+    gets `started_at` (= created_at − latency) and `offset_ms` from the first attempt's start."""
     query = select(R).where(R.c.request_id == request_id).order_by(R.c.attempt, R.c.id)
     rows = _fetch(engine, query)
     if not rows:
         raise ConfigError(f"no call with request id {request_id!r} in the audit log")
-    first = rows[0]["created_at"]
-    return [
-        {**row, "offset_ms": round((row["created_at"] - first).total_seconds() * 1000, 1)}
-        for row in rows
-    ]
+    for row in rows:
+        row["started_at"] = row["created_at"] - timedelta(milliseconds=row["latency_ms"] or 0)
+    first = min(row["started_at"] for row in rows)
+    for row in rows:
+        row["offset_ms"] = round((row["started_at"] - first).total_seconds() * 1000, 1)
+    return rows
 
 
 def export_csv(

@@ -76,7 +76,9 @@ def test_call_detail_lists_the_attempt_chain_in_order(engine: Engine) -> None:
     store(
         engine,
         [
-            request_row("x", T0 + timedelta(seconds=2), 2, provider="beta", fallback=True),
+            request_row(
+                "x", T0 + timedelta(seconds=2), 2, provider="beta", fallback=True, latency_ms=900.0
+            ),
             request_row(
                 "x",
                 T0,
@@ -95,7 +97,8 @@ def test_call_detail_lists_the_attempt_chain_in_order(engine: Engine) -> None:
         (1, "alpha", 429),
         (2, "beta", 200),
     ]
-    assert [a["offset_ms"] for a in chain] == [0.0, 2000.0]
+    # Rows are written as attempts end: #1 ran 400 ms to T0, #2 900 ms to T0 + 2 s.
+    assert [a["offset_ms"] for a in chain] == [0.0, 1500.0]
     with pytest.raises(ConfigError, match="no call with request id 'nope'"):
         requestlog.call_attempts(engine, "nope")
 
