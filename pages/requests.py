@@ -16,7 +16,7 @@ with shown():
     engine = state.engine()
     params = st.query_params.to_dict()
     filters = ui.pick_filters(ui.apply_link(params))
-    cursor = ui.current_cursor(filters)
+    cursor = ui.current_cursor()
     page = requestlog.page(engine, filters, after=cursor, limit=ui.PAGE_SIZE)
     if not page.rows:
         st.info("No requests match these filters.", icon=":material/info:")
@@ -51,9 +51,9 @@ with shown():
     st.subheader("Export")
     st.caption(f"CSV of every matching row, newest first, up to {requestlog.EXPORT_MAX_ROWS:,}.")
     if st.button("Prepare CSV", key="requests_export", icon=":material/table:"):
-        st.session_state["requests_csv"] = (filters, ui.export(engine, filters))
+        st.session_state["requests_csv"] = (ui.signature(), ui.export(engine, filters))
     prepared = st.session_state.get("requests_csv")
-    if prepared and prepared[0] == filters:
+    if prepared and prepared[0] == ui.signature():
         st.download_button(
             "Download CSV",
             data=prepared[1],

@@ -76,10 +76,17 @@ def pick_filters(linked: tuple[datetime, datetime] | None) -> RequestFilters:
     return RequestFilters(**values)
 
 
-def current_cursor(filters: RequestFilters) -> str | None:
+def signature() -> tuple[Any, ...]:
+    """What the user chose (not the instants a preset resolves to, which move with the
+    clock): paging and a prepared export stay valid until a filter changes."""
+    keys = ["requests_range", "requests_status", *(f"requests_{n}" for n in TEXT_FILTERS)]
+    return (*(st.session_state.get(k) for k in keys), st.session_state.get(_LINK_KEY))
+
+
+def current_cursor() -> str | None:
     """The cursor of the page on show; back to the newest page when the filters changed."""
-    if st.session_state.get(_SEEN_KEY) != filters:
-        st.session_state[_SEEN_KEY] = filters
+    if st.session_state.get(_SEEN_KEY) != signature():
+        st.session_state[_SEEN_KEY] = signature()
         st.session_state[_PAGES_KEY] = [None]
     return st.session_state[_PAGES_KEY][-1]
 
