@@ -13,6 +13,7 @@ from gatehouse_core.ui.spend import now, pick_filters, pick_period, zone
 guard.require("dashboards")
 
 st.title("Costs")
+flash.show()
 
 with shown():
     engine = state.engine()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from gatehouse_core import history
-from gatehouse_core.ui import guard, state
+from gatehouse_core.ui import flash, guard, state
 from gatehouse_core.ui import history as ui
 from gatehouse_core.ui.errors import shown
 from gatehouse_core.ui.spend import ANY
@@ -11,6 +11,7 @@ from gatehouse_core.ui.spend import ANY
 guard.require("history")
 
 st.title("Change history")
+flash.show()
 st.caption("Who changed which setting, when, and what it was before. Keys appear only masked.")
 
 with shown():

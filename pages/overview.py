@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from gatehouse_core.ui import guard, overview, state
+from gatehouse_core.ui import flash, guard, overview, state
 from gatehouse_core.ui.errors import shown
 from gatehouse_core.ui.spend import now, zone
 
 guard.require("dashboards")
 
 st.title("Overview")
+flash.show()
 
 with shown():
     tz = zone()

@@ -3,13 +3,14 @@
 import streamlit as st
 
 from gatehouse_core.spend import requestlog
-from gatehouse_core.ui import guard, state
+from gatehouse_core.ui import flash, guard, state
 from gatehouse_core.ui import requests as ui
 from gatehouse_core.ui.errors import shown
 
 guard.require("dashboards")
 
 st.title("Requests")
+flash.show()
 st.caption("One row per upstream attempt, newest first. Attempts of one call share a request id.")
 
 with shown():

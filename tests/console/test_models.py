@@ -18,7 +18,7 @@ def model_ids(at: AppTest) -> list[str]:
 def test_viewer_sees_the_catalog_and_recommendations_without_refresh(
     app_as: Callable[[str], AppTest],
 ) -> None:
-    at = app_as("viewer")
+    at = app_as("viewer").switch_page("pages/models.py").run()
     assert not at.exception
     assert [t.value for t in at.title] == ["Models"]
     assert sorted(model_ids(at)) == sorted(e.id for e in DEFAULT_CATALOG)
@@ -32,7 +32,7 @@ def test_viewer_sees_the_catalog_and_recommendations_without_refresh(
 
 
 def test_search_filters_by_id_or_name(app_as: Callable[[str], AppTest]) -> None:
-    at = app_as("viewer")
+    at = app_as("viewer").switch_page("pages/models.py").run()
     at.text_input(key="models_search").set_value("CLAUDE").run()
     ids = model_ids(at)
     assert ids and all("claude" in i for i in ids)
