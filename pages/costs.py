@@ -5,7 +5,7 @@ import streamlit as st
 from gatehouse_core.spend import queries
 from gatehouse_core.spend.forecast import month_forecast
 from gatehouse_core.spend.whatif import reprice
-from gatehouse_core.ui import charts, format, guard, state
+from gatehouse_core.ui import charts, flash, format, guard, state
 from gatehouse_core.ui import costs as ui
 from gatehouse_core.ui.errors import shown
 from gatehouse_core.ui.spend import now, pick_filters, pick_period, zone

@@ -62,8 +62,9 @@ def pick_filters(linked: tuple[datetime, datetime] | None) -> RequestFilters:
     choice = cols[0].selectbox("Range", list(ranges), format_func=ranges.get, key="requests_range")
     status = cols[1].selectbox("Status", [ANY, *ATTEMPT_STATUSES], key="requests_status")
     values: dict[str, Any] = {}
-    for index, (name, label) in enumerate(TEXT_FILTERS.items(), start=2):
-        text = cols[index % 4].text_input(label, key=f"requests_{name}").strip()
+    boxes = [*cols[2:], *st.columns(4), *st.columns(4)]
+    for box, (name, label) in zip(boxes, TEXT_FILTERS.items(), strict=False):
+        text = box.text_input(label, key=f"requests_{name}").strip()
         if text:
             values[name] = "" if text == NONE_TOKEN else text
     if choice == LINKED and linked:
