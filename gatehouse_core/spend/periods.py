@@ -78,7 +78,9 @@ def next_month(day: date) -> date:
 def days_between(first: date, last: date, zone: ZoneInfo) -> Period:
     """Whole local days `first`..`last`, both included."""
     if last < first:
-        raise ConfigError(f"--to {last} is before --from {first}; give the earlier date first")
+        raise ConfigError(
+            f"the last day ({last}) is before the first day ({first}); give the earlier date first"
+        )
     return Period(day_start(first, zone), day_start(last + timedelta(days=1), zone), zone)
 
 

@@ -104,3 +104,22 @@ def test_whatif_reprices_the_range_on_another_model(
 def test_an_empty_range_says_so(app_as: Callable[[str], AppTest]) -> None:
     at = open_costs(app_as)
     assert [i.value for i in at.info] == ["No calls in this range."]
+
+
+def test_custom_days_and_a_reversed_range(history: None, app_as: Callable[[str], AppTest]) -> None:
+    at = open_costs(app_as)
+    at = at.selectbox(key="costs_range").set_value("custom").run()
+    today = datetime.now(UTC).date()
+    at = at.date_input(key="costs_from").set_value(today).run()
+    at = at.date_input(key="costs_to").set_value(today).run()
+    assert list(at.dataframe[0].value["Calls"]) == [1]  # only today's call
+    at = at.date_input(key="costs_from").set_value(today.replace(year=today.year + 1)).run()
+    assert not at.exception
+    assert at.error[0].value.startswith(f"the last day ({today}) is before the first day")
+
+
+def test_costs_on_postgresql(postgres_url: str, app_as: Callable[[str], AppTest]) -> None:
+    store(make_engine(postgres_url), known_dataset(datetime.now(UTC)))
+    at = open_costs(app_as)
+    assert sum(traces(at, "costs_chart_cost")["m/one"]["y"]) == 2.75
+    assert list(at.dataframe[0].value["Calls"]) == [4, 1]

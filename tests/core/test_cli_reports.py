@@ -207,7 +207,10 @@ def test_usage_dates_are_whole_days_of_the_display_time_zone(capsys, monkeypatch
         (("--since", "7d", "--from", "2026-11-01"), "give either --since or --from/--to"),
         (("--to", "2026-11-01"), "--to needs --from"),
         (("--from", "1 Nov"), "--from '1 Nov' is not a date; use YYYY-MM-DD"),
-        (("--from", "2026-11-02", "--to", "2026-11-01"), "--to 2026-11-01 is before --from"),
+        (
+            ("--from", "2026-11-02", "--to", "2026-11-01"),
+            "the last day (2026-11-01) is before the first day (2026-11-02)",
+        ),
     ],
 )
 def test_usage_range_mistakes_are_one_line_errors(engine, capsys, argv, message) -> None:
