@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from ..spend import queries
 from ..spend.forecast import Forecast, month_forecast
-from ..spend.periods import preset
+from ..spend.periods import Period, preset
 from ..spend.queries import Comparison, Group
 from . import charts, format
 from .spend import change_text, percent
@@ -27,6 +27,7 @@ class Overview:
     top_models: list[Group]
     top_providers: list[Group]
     daily: list[tuple[date, float]]  # the last 30 days
+    health: list[Group]  # per provider, the last 24 hours
 
 
 def load(engine: Engine, now: datetime, zone: ZoneInfo) -> Overview:
@@ -38,6 +39,7 @@ def load(engine: Engine, now: datetime, zone: ZoneInfo) -> Overview:
         top_models=queries.groups(engine, month, "model", limit=TOP),
         top_providers=queries.groups(engine, month, "provider", limit=TOP),
         daily=queries.daily_costs(engine, month),
+        health=queries.groups(engine, Period(now - timedelta(hours=24), now, zone), "provider"),
     )
 
 
@@ -100,6 +102,28 @@ def render(view: Overview) -> None:
     with right:
         st.subheader("Top providers by cost (30 days)")
         _top_table(view.top_providers, "Provider", "overview_top_providers")
+    st.subheader("Provider health (last 24 hours)")
+    if view.health:
+        st.dataframe(
+            health_rows(view.health), key="overview_health", hide_index=True, width="stretch"
+        )
+    else:
+        st.caption("No calls in the last 24 hours.")
+
+
+def health_rows(groups: list[Group]) -> list[dict[str, object]]:
+    """Per provider: calls answered there, attempts sent, and how those went."""
+    return [
+        {
+            "Provider": g.name,
+            "Calls": g.usage.calls,
+            "Attempts": g.usage.attempts,
+            "Failed calls": percent(g.usage.error_rate),
+            "Fallback answers": percent(g.usage.fallback_rate),
+            "p95": format.ms(g.usage.p95_ms),
+        }
+        for g in groups
+    ]
 
 
 def _top_table(groups: list[Group], title: str, key: str) -> None:

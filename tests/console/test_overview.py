@@ -69,6 +69,7 @@ def test_an_empty_database_shows_zeros_not_errors(app_as: Callable[[str], AppTes
     assert metrics(at)["Today"] == "$0"
     assert metrics(at)["Error rate"] == "—"
     assert [i.value for i in at.info] == ["No calls in the last 30 days."] * 2
+    assert "No calls in the last 24 hours." in [c.value for c in at.caption]
 
 
 def test_a_bad_time_zone_setting_is_explained(
@@ -78,3 +79,12 @@ def test_a_bad_time_zone_setting_is_explained(
     at = app_as("viewer")
     assert not at.exception
     assert "GATEHOUSE_TIMEZONE='Nowhere/Town' is not an IANA time zone" in at.error[0].value
+
+
+def test_provider_health_covers_the_last_24_hours(
+    history: None, app_as: Callable[[str], AppTest]
+) -> None:
+    at = app_as("viewer")
+    health = at.dataframe[2].value  # after the two top-5 tables
+    assert list(health["Provider"]) == ["alpha"]  # only today's call is that recent
+    assert (health["Calls"][0], health["Failed calls"][0]) == (1, "0.0%")
