@@ -35,7 +35,8 @@ with shown():
     if not groups:
         st.info("No calls in this range.", icon=":material/info:")
         st.stop()
-    series = queries.series(engine, period, by=by, filters=filters, top=ui.TOP_IN_CHARTS)
+    step = ui.step_for(period)
+    series = queries.series(engine, period, by=by, step=step, filters=filters, top=ui.TOP_IN_CHARTS)
     total = sum((g.usage for g in groups), queries.Usage())
     cols = st.columns(4)
     cols[0].metric("Cost", format.usd(total.cost_usd))

@@ -7,7 +7,7 @@ group names (or the measure), so a test can read the figure JSON and find each s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import plotly.graph_objects as go
@@ -35,7 +35,12 @@ def _layout(fig: go.Figure, title: str, *, y: str | None = None, **extra: Any) -
 
 
 def _x(series: Series) -> list[Any]:
-    return [b.isoformat() if isinstance(b, date) else b for b in series.buckets]
+    return [b.isoformat() for b in series.buckets]
+
+
+def _unit(series: Series) -> str:
+    """'hour' for an hourly series (UTC datetimes), else 'day'."""
+    return "hour" if series.buckets and isinstance(series.buckets[0], datetime) else "day"
 
 
 def cost_stacked(series: Series) -> go.Figure:
@@ -43,7 +48,7 @@ def cost_stacked(series: Series) -> go.Figure:
     fig = go.Figure(
         [go.Bar(name=label(g), x=_x(series), y=series.column(g, "cost_usd")) for g in series.groups]
     )
-    return _layout(fig, "Cost per day by group", y="USD", barmode="stack")
+    return _layout(fig, f"Cost per {_unit(series)} by group", y="USD", barmode="stack")
 
 
 def tokens(series: Series) -> go.Figure:
@@ -56,7 +61,7 @@ def tokens(series: Series) -> go.Figure:
             go.Bar(name="Output tokens", x=x, y=[u.output_tokens for u in totals]),
         ]
     )
-    return _layout(fig, "Tokens per day", y="tokens", barmode="group")
+    return _layout(fig, f"Tokens per {_unit(series)}", y="tokens", barmode="group")
 
 
 def share(groups: Sequence[Group]) -> go.Figure:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import streamlit as st
@@ -33,6 +34,11 @@ TABLE_COLUMNS = {
     "Cost per call": st.column_config.NumberColumn(format="$%.6f"),
     "Share": st.column_config.NumberColumn(format="%.1f%%"),
 }
+
+
+def step_for(period: Period) -> str:
+    """Hourly bars for ranges of up to two days (today, a custom single day), else daily."""
+    return "hour" if period.length <= timedelta(days=2) else "day"
 
 
 def group_rows(

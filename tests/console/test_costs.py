@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gatehouse_core.db import make_engine
-from tests.console.spend_helpers import download, traces
+from tests.console.spend_helpers import download, figure, traces
 from tests.spend_rows import known_dataset, store
 
 
@@ -123,3 +123,13 @@ def test_costs_on_postgresql(postgres_url: str, app_as: Callable[[str], AppTest]
     at = open_costs(app_as)
     assert sum(traces(at, "costs_chart_cost")["m/one"]["y"]) == 2.75
     assert list(at.dataframe[0].value["Calls"]) == [4, 1]
+
+
+def test_today_is_charted_per_hour(history: None, app_as: Callable[[str], AppTest]) -> None:
+    at = open_costs(app_as)
+    at = at.selectbox(key="costs_range").set_value("today").run()
+    chart = figure(at, "costs_chart_cost")
+    assert chart["layout"]["title"]["text"] == "Cost per hour by group"
+    (trace,) = chart["data"]
+    assert trace["name"] == "m/one" and sum(trace["y"]) == 0.5
+    assert all(x.endswith("+00:00") for x in trace["x"])  # UTC hour buckets
