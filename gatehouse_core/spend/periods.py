@@ -35,7 +35,8 @@ class Period:
     zone: ZoneInfo
 
     def __post_init__(self) -> None:
-        if self.end <= self.start:
+        # An empty period is allowed ("today" at the stroke of midnight); a reversed one is not.
+        if self.end < self.start:
             raise ConfigError(
                 f"the range ends ({self.end:%Y-%m-%d %H:%M}) before it starts "
                 f"({self.start:%Y-%m-%d %H:%M}); pick an end after the start"

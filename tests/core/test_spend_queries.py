@@ -202,3 +202,12 @@ def test_presets_start_at_local_midnight_and_month_starts() -> None:
 def test_a_range_that_ends_before_it_starts_is_refused() -> None:
     with pytest.raises(ConfigError, match="the last day .* is before the first day"):
         days_between(date(2026, 11, 2), date(2026, 11, 1), UTC_ZONE)
+
+
+def test_today_at_the_stroke_of_midnight_is_an_empty_period(engine: Engine) -> None:
+    midnight = datetime(2026, 11, 12, tzinfo=UTC)
+    today = preset("today", midnight, UTC_ZONE)
+    assert today.length == timedelta(0) and today.days() == []
+    assert queries.compare(engine, today).current == queries.Usage()
+    with pytest.raises(ConfigError, match="ends .* before it starts"):
+        Period(midnight, midnight - timedelta(hours=1), UTC_ZONE)
