@@ -73,15 +73,17 @@ with shown():
 
     st.subheader("What if")
     catalog = state.catalog()
-    entries = [
-        e for e in catalog.list() if e.prompt_price is not None and e.completion_price is not None
-    ]
+    priced = {
+        e.id: e
+        for e in catalog.list()
+        if e.prompt_price is not None and e.completion_price is not None
+    }
     model = st.selectbox(
         "Had every call in this range gone to",
-        [e.id for e in entries],
+        list(priced),
         index=None,
         placeholder="pick a catalog model",
-        format_func=lambda m: ui.whatif_label(next(e for e in entries if e.id == m)),
+        format_func=lambda m: ui.whatif_label(priced[m]),
         key="costs_whatif_model",
     )
     if model:

@@ -20,7 +20,7 @@ PostgreSQL give identical results whatever the session time zone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -145,9 +145,6 @@ class Filters:
     @property
     def needs_raw(self) -> bool:
         return self.workflow_id is not None or self.trace_id is not None
-
-    def without(self, *names: str) -> Filters:
-        return replace(self, **dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
