@@ -5,7 +5,8 @@ the half-open UTC range from its local midnight to the next one; an hour bucket 
 local day its start falls in. For whole-hour offsets that is exact. For zones with a 30- or
 45-minute offset (Asia/Kolkata, Australia/Adelaide) a local day starts in the middle of a UTC
 hour: that hour's traffic is counted in the day its bucket starts in, so a day's figures can be
-off by up to the boundary hour's traffic (raw-table groupings use the exact instant instead).
+off by up to the boundary hour's traffic. (Raw-table groupings, workflow and trace, bound the
+range by the exact instant and also put each row in the day its UTC hour starts in.)
 """
 
 from __future__ import annotations
