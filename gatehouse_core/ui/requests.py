@@ -3,6 +3,7 @@ the rows table, one call's attempt chain, and the bounded CSV export."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ LINKED = "linked"
 _PAGES_KEY = "requests_pages"  # the cursors of the pages seen so far (None = the newest)
 _SEEN_KEY = "requests_filters_seen"
 _LINK_KEY = "requests_link_applied"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def apply_link(params: Mapping[str, str]) -> tuple[datetime, datetime] | None:
@@ -151,8 +153,9 @@ def attempt_rows(attempts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def render_call(engine: Engine, request_id: str) -> None:
     attempts = requestlog.call_attempts(engine, request_id)
     final = attempts[-1]
+    shown_id = request_id if _REQUEST_ID.fullmatch(request_id) else "(unusual id)"
     st.markdown(
-        f"**Call `{request_id}`** · {len(attempts)} attempt{'s' if len(attempts) != 1 else ''} · "
+        f"**Call `{shown_id}`** · {len(attempts)} attempt{'s' if len(attempts) != 1 else ''} · "
         f"ended **{final['status']}** on {final['provider']} · "
         f"{format.usd(sum(a['cost_usd'] or 0 for a in attempts))}"
     )
@@ -174,7 +177,11 @@ def export(engine: Engine, filters: RequestFilters) -> str:
 
 
 def request_id_param(params: Mapping[str, str]) -> str | None:
+    """The `request_id` of a link. Only id characters pass: the value ends up in Markdown, and
+    a crafted link must not smuggle in an image or a link (nothing of it is echoed back)."""
     value = (params.get("request_id") or "").strip()
-    if len(value) > 64:
-        raise ConfigError("the request id in the link is too long; open the call from the table")
+    if value and not _REQUEST_ID.fullmatch(value):
+        raise ConfigError(
+            "the request id in the link is not one GateHouse writes; open the call from the table"
+        )
     return value or None

@@ -110,3 +110,15 @@ def test_csv_export_of_the_filtered_rows(history: None, app_as: Callable[[str], 
     assert sorted(r["request_id"] for r in rows) == ["r-a", "r-b", "r-c", "r-d", "r-today"]
     assert {r["provider"] for r in rows} == {"alpha"}
     assert rows[0]["request_id"] == "r-today"
+
+
+def test_a_crafted_request_id_link_is_refused_without_echo(
+    history: None, app_as: Callable[[str], AppTest]
+) -> None:
+    crafted = "![x](http://127.0.0.1:9/exfil.png)"
+    at = open_requests(app_as, request_id=crafted)
+    assert not at.exception
+    assert at.error[0].value == (
+        "the request id in the link is not one GateHouse writes; open the call from the table"
+    )
+    assert "exfil" not in "".join(m.value for m in at.markdown)
