@@ -13,6 +13,5 @@ st.set_page_config(page_title="GateHouse", page_icon=":material/shield_lock:", l
 user = signin.gate()  # renders setup or sign-in when nobody is signed in
 if user is not None:
     page = nav.navigation(user.role)
-    sidebar.render(user)
-    with errors.shown():
+    with sidebar.around(user), errors.shown():  # provider health drawn after the page ran
         page.run()

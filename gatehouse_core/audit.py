@@ -4,19 +4,25 @@ The gateway hands each attempt's row (a dict keyed by `LLMRequest` column names,
 `id`) to `AuditWriter.submit`, which only appends to an in-memory queue. A daemon thread
 writes the queue in batches (one INSERT executemany per batch, one transaction each).
 
-While the database is unreachable the rows stay in memory, at most `max_buffer` of them;
-older rows beyond that are appended to a JSONL spill file `<spill_dir>/<pid>-<n>.jsonl`
-(datetimes as ISO strings). The thread retries every `retry_interval`; once the database
-answers it writes the buffer and re-imports its own spill files. At process exit (atexit)
-everything pending is written, or spilled if the database is still down.
+While the database is unreachable the thread writes ahead: every cycle (`flush_interval`) it
+appends the rows that arrived to a JSONL spill file `<spill_dir>/<pid>-<n>.jsonl` (datetimes
+as ISO strings), so a SIGKILL during an outage loses at most one cycle's rows. If the thread
+itself hangs in a database call, `submit` spills once more than `2 * max_buffer` rows wait.
+The thread retries every `retry_interval`; once the database answers it writes the buffer and
+re-imports its own spill files. At process exit (atexit) and on SIGTERM (`lifecycle.py`)
+everything pending is written, or spilled if the database is still down; after `fork` the
+child gets a writer state of its own.
 `gatehouse audit flush` (`import_spilled`) imports spill files left by any process.
 
 No duplicates: a row's identity is `(request_id, attempt)`. Whenever a row might already be
 in the table (a batch whose commit failed ambiguously, any spilled row), the insert skips
 keys that exist. Spill files are claimed with `flock`, so a writer and any number of
-`audit flush` runs can work on one folder at once. Rows the database refuses as bad data
-are set aside in `<spill_dir>/rejected/<pid>.jsonl` with a logged error, never retried
-forever. POSIX only (flock).
+`audit flush` runs can work on one folder at once.
+
+A bad row is not an outage: `normalize_row` makes every text column storable, and a row that
+fails for anything but a connection-level error (`is_outage`) is set aside in
+`<spill_dir>/rejected/<pid>.jsonl` with its reason and a logged error, never retried forever,
+while the other rows are written. POSIX only (flock).
 
 The read queries (`recent_requests`, `usage_summary`, `parse_since`) live in `reports.py`
 and are re-exported here.
@@ -41,19 +47,28 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, String, insert, select
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from . import settings
+from . import lifecycle, settings
 from .db import unreachable
 from .reports import parse_since, recent_requests, usage_summary
 from .schema import LLMRequest
+from .spend.rollups import apply_rows
 from .telemetry import scrub
 
 __all__ = [
     "AuditStats",
     "AuditWriter",
+    "clean_text",
     "default_spill_dir",
     "import_spilled",
+    "is_outage",
     "normalize_row",
     "parse_since",
     "recent_requests",
@@ -65,14 +80,22 @@ log = logging.getLogger("gatehouse.audit")
 TABLE = LLMRequest.__table__
 COLUMNS = tuple(c.name for c in TABLE.columns if c.name != "id")
 REQUIRED = ("request_id", "attempt", "provider", "model", "status")
-STRING_LIMITS = {
-    c.name: c.type.length
-    for c in TABLE.columns
-    if isinstance(c.type, String) and c.type.length and c.name != "error_message"
-}
 ERROR_MESSAGE_CHARS = 500
+# Every text column and the characters it holds (String(n) → n; Text → our own cap or none).
+TEXT_LIMITS: dict[str, int | None] = {
+    c.name: ERROR_MESSAGE_CHARS if c.name == "error_message" else c.type.length
+    for c in TABLE.columns
+    if isinstance(c.type, String) and c.name != "id"
+}
 SPILL_DIRNAME = "audit-spill"
-_BAD_DATA = (IntegrityError, DataError)  # the rows are wrong, not the connection
+# Failures that mean "the database cannot take rows now", whatever the rows hold: keep the rows
+# and retry. Anything else (DataError, IntegrityError, StatementError, TypeError, …) is the
+# row's fault and sets only that row aside.
+_OUTAGE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError)
+# PostgreSQL states that no row can fix: connection (08), resources (53), operator (57),
+# system (58), and a missing table/column, missing privilege or read-only standby.
+_OUTAGE_CLASSES = ("08", "53", "57", "58")
+_OUTAGE_STATES = ("42P01", "42703", "42501", "25006")
 
 
 def default_spill_dir(env: Any = None) -> Path:
@@ -82,7 +105,8 @@ def default_spill_dir(env: Any = None) -> Path:
 
 @dataclass(frozen=True)
 class AuditStats:
-    """`written`: rows inserted by this writer; `pending`: rows in memory; `spilled`: rows in
+    """`written`: rows this writer saw committed (a batch whose commit was cut off and then
+    found already present is not counted again); `pending`: rows in memory; `spilled`: rows in
     this writer's spill files not yet re-imported; `rejected`: rows set aside as bad data;
     `last_error`: the current outage's error, None while the database accepts rows."""
 
@@ -96,8 +120,23 @@ class AuditStats:
 # ---- rows ------------------------------------------------------------------------------
 
 
+def clean_text(value: Any, limit: int | None = None) -> str:
+    """`value` as text any database stores: lone surrogates become U+FFFD, NUL characters are
+    dropped (PostgreSQL refuses them), at most `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Through UTF-16, a surrogate pair becomes its character and a lone one U+FFFD.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text if limit is None else text[:limit]
+
+
 def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Exactly the table's columns: defaults filled, strings clipped, the error scrubbed.
+    """Exactly the table's columns: defaults filled, every text column made storable (see
+    `clean_text`) and clipped to its column, the error message scrubbed.
 
     Raises ValueError when a required column is missing."""
     out = {name: row.get(name) for name in COLUMNS}
@@ -114,12 +153,29 @@ def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
     message = out["error_message"]
     if message is not None:
         # Scrub before clipping so a key cut at the edge is still recognised.
-        out["error_message"] = scrub(str(message)[: ERROR_MESSAGE_CHARS * 4])[:ERROR_MESSAGE_CHARS]
-    for name, limit in STRING_LIMITS.items():
-        value = out[name]
-        if isinstance(value, str) and len(value) > limit:
-            out[name] = value[:limit]
+        out["error_message"] = scrub(clean_text(message, ERROR_MESSAGE_CHARS * 4))
+    for name, limit in TEXT_LIMITS.items():
+        if out[name] is not None:
+            out[name] = clean_text(out[name], limit)
     return out
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot take rows now (keep them, retry later);
+    False when it says something is wrong with the rows themselves."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, _OUTAGE_ERRORS):
+        return True
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return state in _OUTAGE_STATES or state[:2] in _OUTAGE_CLASSES
+
+
+def _reason(exc: BaseException) -> str:
+    """One scrubbed line naming the failure, for logs, stats and set-aside rows."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = clean_text(text.splitlines()[0] if text else "", 300)
+    return f"{type(exc).__name__}: {scrub(first)}"
 
 
 def _json_default(value: Any) -> Any:
@@ -130,8 +186,16 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _to_line(row: dict[str, Any]) -> str:
-    return json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+def _to_line(row: Any) -> str:
+    """One JSONL line for `row`; never raises, so one odd row cannot fail a spill."""
+    try:
+        line = json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+        line.encode("utf-8")
+        return line
+    except UnicodeEncodeError:  # a lone surrogate in a row not yet normalized: escape it
+        return json.dumps(row, default=_json_default, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps({"unserializable_row": clean_text(repr(row), 10_000)})
 
 
 def _insert_rows(conn: Connection, rows: list[dict[str, Any]], dedup: bool) -> int:
@@ -149,27 +213,35 @@ def _insert_rows(conn: Connection, rows: list[dict[str, Any]], dedup: bool) -> i
         rows = fresh
     if rows:
         conn.execute(insert(TABLE), rows)
+        apply_rows(conn, rows)  # the hourly rollup, in the same transaction as the rows
     return len(rows)
+
+
+Refused = list[tuple[dict[str, Any], str]]  # rows the database would not take, and why
 
 
 def _insert_batch(
     engine: Engine, rows: list[dict[str, Any]], *, dedup: bool
-) -> tuple[int, list[dict[str, Any]]]:
-    """One transaction for the batch; if the database refuses the data, row by row so one
-    bad row cannot block the others. Returns (inserted, bad rows). Outages propagate."""
+) -> tuple[int, Refused]:
+    """One transaction for the batch; if it fails for anything but an outage, row by row so
+    one bad row cannot block the others. Returns (inserted, refused rows with the reason).
+    Outages (`is_outage`) propagate: the rows are kept and retried."""
     try:
         with engine.begin() as conn:
             return _insert_rows(conn, rows, dedup), []
-    except _BAD_DATA:
-        pass
-    inserted, bad = 0, []
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+    inserted, refused = 0, []
     for row in rows:
         try:
             with engine.begin() as conn:
                 inserted += _insert_rows(conn, [row], dedup=True)
-        except _BAD_DATA:
-            bad.append(row)
-    return inserted, bad
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            refused.append((row, _reason(exc)))
+    return inserted, refused
 
 
 # ---- spill files -----------------------------------------------------------------------
@@ -198,7 +270,8 @@ def _locked(path: Path, flags: int) -> Iterator[int | None]:
 
 
 def _append_lines(path: Path, lines: Iterable[str]) -> None:
-    data = "".join(line + "\n" for line in lines).encode()
+    # backslashreplace: a line that still holds a lone surrogate must not fail the others.
+    data = "".join(line + "\n" for line in lines).encode("utf-8", "backslashreplace")
     for _ in range(5):  # a replaced file means we raced an import: open the new one
         with _locked(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT) as fd:
             if fd is None:
@@ -225,10 +298,17 @@ def _claim_spill_path(spill_dir: Path) -> Path:
 
 
 def _set_aside(spill_dir: Path, lines: list[str], reason: str) -> None:
-    """Keep rows the database refuses where an operator can find them."""
+    """Keep rows the database refuses where an operator can find them; never raises (a full
+    disk is logged, and must not look like a database outage to the writer)."""
     folder = spill_dir / "rejected"
-    folder.mkdir(parents=True, exist_ok=True)
-    _append_lines(folder / f"{os.getpid()}.jsonl", lines)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _append_lines(folder / f"{os.getpid()}.jsonl", lines)
+    except OSError as exc:
+        log.error(
+            "cannot set aside %d audit row(s) in %s: %s (%s)", len(lines), folder, exc, reason
+        )
+        return
     log.error(
         "%d audit row(s) set aside in %s: %s",
         len(lines),
@@ -236,6 +316,10 @@ def _set_aside(spill_dir: Path, lines: list[str], reason: str) -> None:
         reason,
         extra={"fields": {"rows": len(lines), "folder": str(folder)}},
     )
+
+
+def _refused_lines(refused: Refused) -> list[str]:
+    return [_to_line({**row, "rejected_reason": reason}) for row, reason in refused]
 
 
 def _chunks(fd: int, size: int, bad: list[str]) -> Iterator[list[dict[str, Any]]]:
@@ -262,7 +346,7 @@ def _import_file(engine: Engine, path: Path, batch_size: int) -> int:
         if fd is None:
             return 0
         inserted, bad = 0, []
-        rejected: list[dict[str, Any]] = []
+        rejected: Refused = []
         for chunk in _chunks(fd, batch_size, bad):
             n, refused = _insert_batch(engine, chunk, dedup=True)
             inserted += n
@@ -270,7 +354,7 @@ def _import_file(engine: Engine, path: Path, batch_size: int) -> int:
         if bad:
             _set_aside(path.parent, bad, f"unreadable lines in {path.name}")
         if rejected:
-            _set_aside(path.parent, [_to_line(r) for r in rejected], "refused by the database")
+            _set_aside(path.parent, _refused_lines(rejected), "refused by the database")
         path.unlink()
         return inserted
 
@@ -286,7 +370,9 @@ def import_spilled(engine: Engine, spill_dir: Path, *, batch_size: int = 500) ->
     try:
         for path in sorted(spill_dir.glob("*.jsonl")):
             total += _import_file(engine, path, batch_size)
-    except OperationalError as exc:
+    except Exception as exc:
+        if isinstance(exc, OSError) or not is_outage(exc):
+            raise
         raise unreachable(engine, exc) from None
     return total
 
@@ -306,6 +392,7 @@ class AuditWriter:
         batch_size: int = 500,
         flush_interval: float = 0.2,
         retry_interval: float = 2.0,
+        flush_on_sigterm: bool = True,
     ):
         self.engine = engine
         self.spill_dir = Path(spill_dir)
@@ -313,6 +400,13 @@ class AuditWriter:
         self._batch_size = max(1, batch_size)
         self._flush_interval = flush_interval
         self._retry_interval = retry_interval
+        self._stopping = self._closed = False
+        self._fresh_state()
+        atexit.register(self.close)
+        lifecycle.register(self, sigterm=flush_on_sigterm)
+
+    def _fresh_state(self) -> None:
+        """Queue, buffer, lock, counters and a running thread: at start and in a forked child."""
         self._queue: deque[Any] = deque()  # rows from submit(), and flush markers (Events)
         self._buffer: list[dict[str, Any]] = []  # normalized rows the thread owns
         self._lock = threading.Lock()  # buffer, queue pops, spill file, counters
@@ -325,10 +419,18 @@ class AuditWriter:
         self._down = False
         self._uncertain = False  # the next batch may already be committed (ambiguous failure)
         self._retry_at = 0.0
-        self._stopping = self._closed = self._spill_failing = False
+        self._spill_failing = False
         self._thread = threading.Thread(target=self._run, name="gatehouse-audit", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
+        if not self._closed:
+            self._thread.start()
+
+    def _after_fork(self) -> None:
+        """In a forked child (lifecycle.py): the parent's thread does not exist here, its
+        queued rows and spill files are the parent's to write, its lock may be held, and its
+        pooled connections must not be shared. Start over, and never write the parent's rows."""
+        with suppress(Exception):
+            self.engine.dispose(close=False)
+        self._fresh_state()
 
     # ---- public ----------------------------------------------------------------------
 
@@ -357,16 +459,21 @@ class AuditWriter:
         return marker.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush, stop the thread; rows still unwritten then are spilled. Idempotent."""
+        """Flush, stop the thread; rows still unwritten then are spilled. Idempotent; never
+        raises (it runs at exit and from the SIGTERM handler)."""
         if self._closed:
             return
-        atexit.unregister(self.close)
-        done = self.flush(timeout)
-        self._closed = self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout=min(timeout, 1.0) if done else 0.1)
-        if not done or self._thread.is_alive():
-            self._spill_all()
+        try:
+            atexit.unregister(self.close)
+            lifecycle.unregister(self)
+            done = self.flush(timeout)
+            self._closed = self._stopping = True
+            self._wake.set()
+            self._thread.join(timeout=min(timeout, 1.0) if done else 0.1)
+            if not done or self._thread.is_alive():
+                self._spill_all(lock_timeout=timeout)
+        except Exception:
+            log.exception("closing the audit writer failed")
 
     @property
     def stats(self) -> AuditStats:
@@ -384,10 +491,11 @@ class AuditWriter:
 
     def _run(self) -> None:
         while not self._stopping:
+            # During an outage too: every cycle spills what arrived (write-ahead), and the
+            # database is retried once `retry_at` comes.
+            timeout = self._flush_interval
             if self._down:
-                timeout = max(0.0, self._retry_at - time.monotonic())
-            else:
-                timeout = self._flush_interval
+                timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
             self._wake.wait(timeout)
             self._wake.clear()
             try:
@@ -409,7 +517,8 @@ class AuditWriter:
             except Exception as exc:
                 self._failed(exc)
         if self._down:
-            self._spill_buffer(keep=0 if forced else self._max_buffer)
+            # Write ahead: a SIGKILL during an outage loses at most this cycle's rows.
+            self._spill_buffer(keep=0)
         for marker in markers:
             marker.set()
 
@@ -430,8 +539,7 @@ class AuditWriter:
             into.append(normalize_row(row))
         except Exception as exc:
             self._rejected += 1
-            with suppress(Exception):
-                _set_aside(self.spill_dir, [_to_line(dict(row))], str(exc))
+            _set_aside(self.spill_dir, [_to_line(row)], _reason(exc))
 
     def _write_buffer(self) -> None:
         while True:
@@ -440,15 +548,15 @@ class AuditWriter:
                 epoch = self._epoch
             if not batch:
                 return
-            inserted, bad = _insert_batch(self.engine, batch, dedup=self._uncertain)
+            inserted, refused = _insert_batch(self.engine, batch, dedup=self._uncertain)
             with self._lock:
                 if self._epoch == epoch:
                     del self._buffer[: len(batch)]
                 self._written += inserted
-                self._rejected += len(bad)
+                self._rejected += len(refused)
             self._uncertain = False
-            if bad:
-                _set_aside(self.spill_dir, [_to_line(r) for r in bad], "refused by the database")
+            if refused:
+                _set_aside(self.spill_dir, _refused_lines(refused), "refused by the database")
 
     def _reimport_own_files(self) -> None:
         with self._lock:
@@ -463,17 +571,17 @@ class AuditWriter:
 
     def _failed(self, exc: Exception) -> None:
         self._uncertain = True
-        reason = scrub(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300])
+        last_error = _reason(exc)
+        reason = last_error.partition(": ")[2]
         with self._lock:
-            self._last_error = f"{type(exc).__name__}: {reason}"
+            self._last_error = last_error
         self._retry_at = time.monotonic() + self._retry_interval
         if not self._down:
             self._down = True
             log.warning(
-                "audit database unreachable (%s); keeping up to %d rows in memory, "
-                "spilling the rest to %s, retrying every %.1fs",
+                "audit database unreachable (%s); spilling rows to %s as they arrive, "
+                "retrying every %.1fs",
                 reason,
-                self._max_buffer,
                 self.spill_dir,
                 self._retry_interval,
                 extra={"fields": {"error": reason, "spill_dir": str(self.spill_dir)}},
@@ -510,10 +618,15 @@ class AuditWriter:
                 self._buffer.extend(rows)
             self._queue.extend(reversed(markers))
 
-    def _spill_all(self) -> None:
+    def _spill_all(self, lock_timeout: float = -1) -> None:
         """Spill everything in memory now (close() when the thread cannot finish in time).
-        The thread may still commit its current batch: importing skips such duplicates."""
-        with self._lock:
+        The thread may still commit its current batch: importing skips such duplicates.
+        With `lock_timeout`, give up rather than wait longer for the lock (a signal handler
+        may have interrupted its own thread while that thread held it)."""
+        if not self._lock.acquire(timeout=lock_timeout):
+            log.error("audit rows left in memory: the writer's lock stayed busy")
+            return
+        try:
             self._epoch += 1
             rows, self._buffer = self._buffer, []
             markers = []
@@ -525,6 +638,8 @@ class AuditWriter:
                     self._accept(item, rows)
             if not self._spill(rows):
                 self._buffer = rows
+        finally:
+            self._lock.release()
         for marker in markers:
             marker.set()
 

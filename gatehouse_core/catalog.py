@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .db import transaction
 from .errors import GatehouseError
+from .hosts import host_error
 from .providers import ProviderConfig, is_valid_model_id, model_id_error
 from .schema import CatalogModel, utcnow
 
@@ -362,26 +363,77 @@ class Catalog:
         *,
         timeout: float = 30.0,
         on_progress: Callable[[RefreshResult], None] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> list[RefreshResult]:
         """Fetch `/models` from each enabled provider and store it, one transaction each.
 
-        A provider that fails (unreachable, HTTP error, not JSON, database error) is reported
-        in its result and does not stop the others.
+        Providers go by priority; a model listed by several keeps the first one as its
+        source. Models whose source is none of `providers` (a deleted or disabled provider)
+        and that no provider listed now are dropped. A provider that fails (unreachable,
+        HTTP error, not JSON, a refused host, database error) is reported in its result and
+        does not stop the others. Redirects are not followed.
         """
         results = []
-        with httpx2.Client(timeout=timeout, follow_redirects=True) as client:
-            for config in providers:
-                if not config.enabled:
-                    continue
-                result = self._refresh_one(client, config, timeout)
+        run_started = utcnow()
+        enabled = sorted((p for p in providers if p.enabled), key=lambda p: (p.priority, p.name))
+        with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
+            for config in enabled:
+                refused = host_error(config.base_url, env, resolve=True)
+                if refused:
+                    result = RefreshResult(config.name, False, 0, refused, 0.0)
+                else:
+                    result = self._refresh_one(client, config, timeout, run_started)
                 results.append(result)
                 if on_progress is not None:
                     on_progress(result)
+        if enabled:
+            self._drop_orphans({p.name for p in enabled}, run_started)
         self._checked_at = float("-inf")  # this process sees the new prices at once
         return results
 
+    def stored_count(self) -> int:
+        """How many distinct models the catalog table holds (what a refresh reports)."""
+        with transaction(self.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(CatalogModel)) or 0)
+
+    def unknown_default_models(self, providers: Sequence[ProviderConfig]) -> dict[str, str]:
+        """Provider name -> its default model, for defaults the refreshed catalog lacks.
+
+        Empty before the first refresh (the offline defaults are too few to judge); `~`
+        aliases are never flagged (OpenRouter resolves them).
+        """
+        if self.stored_count() == 0:
+            return {}
+        ids = {p.default_model for p in providers if not p.default_model.startswith("~")}
+        with transaction(self.engine) as s:
+            known = set(s.scalars(select(CatalogModel.id).where(CatalogModel.id.in_(ids))))
+        unknown = {}
+        for p in providers:
+            model = p.default_model
+            base = model.partition(":")[0]
+            if model.startswith("~") or model in known or base in known:
+                continue
+            unknown[p.name] = model
+        return unknown
+
+    def _drop_orphans(self, sources: set[str], run_started: datetime) -> None:
+        try:
+            with transaction(self.engine) as s:
+                s.execute(
+                    delete(CatalogModel).where(
+                        CatalogModel.source.not_in(sources),
+                        CatalogModel.refreshed_at < run_started,
+                    )
+                )
+        except (GatehouseError, SQLAlchemyError) as exc:
+            log.warning("could not drop models of removed providers: %s", _first_line(exc))
+
     def _refresh_one(
-        self, client: httpx2.Client, config: ProviderConfig, timeout: float
+        self,
+        client: httpx2.Client,
+        config: ProviderConfig,
+        timeout: float,
+        run_started: datetime,
     ) -> RefreshResult:
         started = time.perf_counter()
         try:
@@ -392,33 +444,51 @@ class Catalog:
         try:
             entries = parse_models(payload, config.name)
         except ValueError as exc:
-            error = f"{models_url(config.base_url)} returned no model list: {exc}"
-            return RefreshResult(config.name, False, 0, error, latency_ms)
+            log.info(
+                "%s: %s returned no model list: %s", config.name, models_url(config.base_url), exc
+            )
+            return RefreshResult(config.name, False, 0, no_api_answer(config.base_url), latency_ms)
         try:
-            self._store(config.name, entries, complete=not _has_next_page(payload))
+            self._store(
+                config.name, entries, complete=not _has_next_page(payload), run_started=run_started
+            )
         except (GatehouseError, SQLAlchemyError) as exc:
             error = f"could not store the models of {config.name}: {_first_line(exc)}"
             return RefreshResult(config.name, False, 0, error, latency_ms)
         return RefreshResult(config.name, True, len(entries), None, latency_ms)
 
-    def _store(self, source: str, entries: list[CatalogEntry], *, complete: bool) -> None:
-        """Upsert the entries; drop this source's models the provider no longer lists."""
+    def _store(
+        self,
+        source: str,
+        entries: list[CatalogEntry],
+        *,
+        complete: bool,
+        run_started: datetime | None = None,
+    ) -> None:
+        """Upsert the entries; drop this source's models the provider no longer lists.
+
+        A model already stored in this run (by a provider earlier in priority) keeps that
+        row and source.
+        """
         if not entries:
             return  # an empty answer is more likely a glitch than a provider with no models
         now = utcnow()
+        run_started = run_started or now
         rows = [dataclasses.asdict(e) | {"source": source, "refreshed_at": now} for e in entries]
         with transaction(self.engine) as s:
             insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
             stmt = insert(CatalogModel)
             columns = [c.name for c in CatalogModel.__table__.columns if c.name != "id"]
             stmt = stmt.on_conflict_do_update(
-                index_elements=[CatalogModel.id], set_={c: stmt.excluded[c] for c in columns}
+                index_elements=[CatalogModel.id],
+                set_={c: stmt.excluded[c] for c in columns},
+                where=CatalogModel.refreshed_at < run_started,
             )
             s.execute(stmt, rows)
             if complete:
                 s.execute(
                     delete(CatalogModel).where(
-                        CatalogModel.source == source, CatalogModel.refreshed_at < now
+                        CatalogModel.source == source, CatalogModel.refreshed_at < run_started
                     )
                 )
             else:
@@ -436,21 +506,39 @@ def fetch_models(client: httpx2.Client, config: ProviderConfig, timeout: float) 
     """The decoded JSON of `GET {base_url}/models` (public: no API key is sent)."""
     url = models_url(config.base_url)
     headers = {"Accept": "application/json", **config.headers}
+    # Every failure reads the same to the admin (refused, timeout, not HTTP, an HTTP error,
+    # a redirect, not JSON): a refresh must not map which internal ports answer. The server
+    # log keeps the reason.
     try:
         response = client.get(url, headers=headers, timeout=timeout)
     except httpx2.TimeoutException:
-        raise _FetchFailed(f"{url} did not answer within {timeout:g} s") from None
+        log.info("%s: %s did not answer within %g s", config.name, url, timeout)
+        raise _FetchFailed(no_api_answer(config.base_url)) from None
     except httpx2.HTTPError as exc:
-        raise _FetchFailed(f"could not reach {url}: {_network_reason(exc)}") from None
-    if response.status_code >= 400:
-        raise _FetchFailed(f"{url} answered HTTP {response.status_code}: {_error_text(response)}")
+        log.info("%s: could not reach %s: %s", config.name, url, _network_reason(exc))
+        raise _FetchFailed(no_api_answer(config.base_url)) from None
+    if response.status_code >= 300:
+        log.info(
+            "%s: %s answered HTTP %s: %s",
+            config.name,
+            url,
+            response.status_code,
+            _error_text(response),
+        )
+        raise _FetchFailed(no_api_answer(config.base_url))
     try:
         return response.json()
     except ValueError:
-        kind = response.headers.get("content-type") or "no content type"
-        raise _FetchFailed(
-            f"{url} did not return JSON ({kind}); check the provider's base URL"
-        ) from None
+        log.info("%s: %s did not return JSON", config.name, url)
+        raise _FetchFailed(no_api_answer(config.base_url)) from None
+
+
+def no_api_answer(base_url: str) -> str:
+    """The one text for a /models that could not be fetched or read, whatever the cause."""
+    return (
+        f"{models_url(base_url)} did not answer like an OpenAI-compatible API; check the "
+        "provider's base URL (the server log has the details)"
+    )
 
 
 def _network_reason(exc: Exception) -> str:

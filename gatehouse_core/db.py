@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,14 +22,21 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 _PG_MIGRATION_LOCK = 7_163_011  # advisory lock id: concurrent first starts migrate one at a time
+_PG_WRITE_LOCK = 7_163_012  # advisory lock id of write_lock transactions (registry changes)
 
 
 def describe_url(url: str) -> str:
-    """The URL with its password hidden, for messages and the console's sidebar."""
+    """The URL with its password hidden, for messages and the console's sidebar.
+
+    An unparseable URL is never repeated: its password could be anywhere in it.
+    """
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable URL>"
+
+
+_URL_EXAMPLES = "e.g. sqlite:///gatehouse.db or postgresql+psycopg://user:pw@host:5432/db"
 
 
 def make_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
@@ -35,10 +44,16 @@ def make_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
     url = url or settings.get("GATEHOUSE_DATABASE_URL") or "sqlite:///gatehouse.db"
     try:
         parsed = make_url(url)
+        parsed.port  # noqa: B018 - make_url defers a non-numeric port's ValueError to here
     except ArgumentError:
         raise DatabaseUnavailable(
-            f"GATEHOUSE_DATABASE_URL={url!r} is not a database URL; use e.g. "
-            "sqlite:///gatehouse.db or postgresql+psycopg://user:pw@host:5432/db"
+            f"GATEHOUSE_DATABASE_URL is not a database URL (it is not repeated here: it may "
+            f"hold a password); use {_URL_EXAMPLES}"
+        ) from None
+    except ValueError:
+        raise DatabaseUnavailable(
+            "GATEHOUSE_DATABASE_URL has a port that is not a number; use the form "
+            "postgresql+psycopg://user:pw@host:5432/db"
         ) from None
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "postgresql":
@@ -49,7 +64,7 @@ def make_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
             f"Cannot use database {describe_url(url)}: {reason}. Set GATEHOUSE_DATABASE_URL to "
-            "e.g. sqlite:///gatehouse.db or postgresql+psycopg://user:pw@host:5432/db"
+            f"{_URL_EXAMPLES}"
         ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -60,9 +75,10 @@ def make_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the console read while a worker writes; busy_timeout waits out short locks.
+    # busy_timeout first: switching to WAL needs a lock that another starting process may hold.
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -105,7 +121,7 @@ def run_migrations(engine: Engine, revision: str = "head") -> list[str]:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
-        with engine.begin() as conn:
+        with _sqlite_migration_lock(engine), engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_MIGRATION_LOCK})
             before = MigrationContext.configure(conn).get_current_heads()
@@ -115,6 +131,25 @@ def run_migrations(engine: Engine, revision: str = "head") -> list[str]:
     except OperationalError as exc:
         raise unreachable(engine, exc) from None
     return [] if set(before) == set(after) else list(after)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Processes starting together on one SQLite file migrate one at a time.
+
+    PostgreSQL has its advisory lock; SQLite has none, so a lock file beside the database
+    (`<db>.migrate.lock`, flock: released by the kernel even if the process dies) does it.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -129,10 +164,22 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commits on success, rolls back everything on any error."""
+def transaction(engine: Engine, *, write_lock: bool = False) -> Iterator[Session]:
+    """One unit of work: commits on success, rolls back everything on any error.
+
+    `write_lock=True` is for read-modify-write: on SQLite the transaction starts with
+    `BEGIN IMMEDIATE`, so a second writer waits (busy_timeout) before it reads instead of
+    overwriting what the first one wrote; on PostgreSQL it takes a transaction-scoped advisory
+    lock, which also covers the row that does not exist yet (two first adds at once).
+    """
     try:
         with Session(engine, expire_on_commit=False) as session, session.begin():
+            if write_lock and engine.dialect.name == "sqlite":
+                # pysqlite starts its own transaction only before DML; issuing BEGIN first
+                # makes the reads that follow part of one write-locked transaction.
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            elif write_lock and engine.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_WRITE_LOCK})
             yield session
     except OperationalError as exc:
         raise unreachable(engine, exc) from None

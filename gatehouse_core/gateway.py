@@ -1,19 +1,26 @@
 """`Gateway`: one call in, fallback across providers, retries, limits, cost and audit out.
 
 Data flow of one call: order providers (requested or default first, then by priority,
-skipping those cooling down) → per provider: wait for a rate-limit slot → call the openai
-client → classify the outcome with policy.py → retry with backoff, fall back, or finish →
-settle usage and cost → one audit row per attempt to the background writer → one log line.
-Nothing on that path touches the database: configs, prices and limits are cached.
+skipping those cooling down; at most MAX_PROVIDERS_PER_CALL) → per provider: wait for a
+rate-limit slot → call the openai client → classify the outcome with policy.py → retry with
+backoff, fall back, or finish → settle usage and cost → one audit row per attempt to the
+background writer → one log line. Nothing on that path touches the database: configs, prices
+and limits are cached.
+
+Bounds: each attempt ends at GATEHOUSE_REQUEST_TIMEOUT (a total, see deadlines.py), the whole
+call (queueing, retries, fallback) at GATEHOUSE_CALL_TIMEOUT. Whatever goes wrong inside an
+attempt ends that attempt with an audit row and moves on; chat() and stream() raise only
+GatewayError subclasses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,28 +28,46 @@ from typing import Any, Protocol
 import openai
 
 from . import settings
-from .errors import AllProvidersFailed, InvalidRequest, RateLimited, StreamInterrupted
+from .clients import ClientFactory, ClientPool, Lease, default_client_factory
+from .deadlines import AttemptDeadline
+from .errors import (
+    AllProvidersFailed,
+    ConfigError,
+    DatabaseUnavailable,
+    GatewayError,
+    InvalidRequest,
+    RateLimited,
+    SecretsError,
+    StreamInterrupted,
+)
+from .health import HealthBook, ProviderHealth
 from .policy import (
     HINTS,
+    MAX_PROVIDERS_PER_CALL,
     MAX_RETRIES,
+    TIMEOUT,
     Decision,
     Outcome,
     ProviderBodyError,
-    backoff_seconds,
     classify,
     decide,
+    retry_wait_seconds,
 )
 from .providers import is_valid_model_id, model_id_error
 from .registry import Registry, ResolvedProvider
 from .results import Attempt, ChatResult
-from .telemetry import truncate
+from .sanitize import clean_field, clean_row, first_unencodable
+from .streams import ChatStream, StreamState
+from .telemetry import scrub, truncate
+
+__all__ = ["ChatStream", "Gateway", "ProviderHealth", "default_client_factory"]
 
 log = logging.getLogger("gatehouse.gateway")
 
-COOLDOWN_FAILURES = 5
-COOLDOWN_WINDOW_SECONDS = 60.0
+# How long Gateway.close() waits for abandoned streams still being drained for their usage.
+DRAIN_JOIN_SECONDS = 5.0
+MIN_REQUEST_SECONDS = 0.001  # httpx reads a timeout of 0 as "no time at all"
 Messages = Sequence[Mapping[str, Any]]
-ClientFactory = Callable[[ResolvedProvider, float], openai.OpenAI]
 
 
 class Permit(Protocol):
@@ -50,35 +75,6 @@ class Permit(Protocol):
 
     def settle(self, actual_tokens: int) -> None: ...
     def release(self) -> None: ...
-
-
-def default_client_factory(provider: ResolvedProvider, timeout: float) -> openai.OpenAI:
-    """One OpenAI client per provider config; our loop is the only retry loop."""
-    config = provider.config
-    return openai.OpenAI(
-        base_url=config.base_url,
-        api_key=provider.api_key or "missing",
-        max_retries=0,
-        timeout=timeout,
-        default_headers=dict(config.headers) or None,
-    )
-
-
-@dataclass
-class ProviderHealth:
-    """In-process health of one provider, shown by the console."""
-
-    name: str
-    consecutive_failures: int = 0
-    first_failure_at: float | None = None  # monotonic, for the cooldown window
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-    last_error: str | None = None
-    cooldown_until: float | None = None  # monotonic
-    cooldown_until_wall: datetime | None = None
-
-    def in_cooldown(self, now: float) -> bool:
-        return self.cooldown_until is not None and now < self.cooldown_until
 
 
 @dataclass
@@ -97,60 +93,66 @@ class _Call:
     kwargs: dict[str, Any]
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     attempts: list[Attempt] = field(default_factory=list)
+    started: float = 0.0  # the gateway's clock, for latency and TTFT
+    deadline: float = float("inf")  # time.monotonic(), GATEHOUSE_CALL_TIMEOUT
+    deadline_passed: bool = False
+    pending_row: dict[str, Any] | None = None  # the last failed attempt's row, not yet sent
 
     @classmethod
     def create(cls, messages: Messages, **fields: Any) -> _Call:
-        """A call from `chat`/`stream` arguments, refusing what no provider could answer."""
+        """A call from `chat`/`stream` arguments, refusing what no provider could answer.
+
+        Caller text that lands in audit rows and log lines is cleaned here, once (see
+        sanitize.py), so one odd string cannot break the audit writer."""
         if not messages:
             raise InvalidRequest("messages is empty: send at least one message")
         model = fields.get("model")
         if model is not None and not is_valid_model_id(model):
             raise InvalidRequest(model_id_error(model))
+        bad = first_unencodable([dict(m) for m in messages], "messages")
+        if bad is not None:
+            raise InvalidRequest(
+                f"{bad} contains a character that cannot be sent (a lone surrogate such as "
+                "U+D800, usually from bytes decoded with errors='surrogateescape'); decode the "
+                "text as UTF-8 with errors='replace' and send it again"
+            )
         fields["source"] = fields.get("source") or "library"
+        for name in ("workflow_id", "trace_id", "source", "actor"):
+            value = fields.get(name)
+            fields[name] = clean_field(name, value if value is None else str(value))
         return cls(messages=[dict(m) for m in messages], **fields)
 
+    def prompt_tokens_estimate(self) -> int:
+        return sum(len(str(m.get("content") or "")) for m in self.messages) // 4
+
     def estimated_tokens(self) -> int:
-        chars = sum(len(str(m.get("content") or "")) for m in self.messages)
-        return chars // 4 + (self.max_tokens or 0)
+        return self.prompt_tokens_estimate() + (self.max_tokens or 0)
 
-
-class ChatStream(Iterator[str]):
-    """Text deltas of a streamed answer; `.result` holds the ChatResult once exhausted."""
-
-    def __init__(self, gen: Generator[str, None, ChatResult]):
-        self._gen = gen
-        self.result: ChatResult | None = None
-
-    def __iter__(self) -> ChatStream:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            return next(self._gen)
-        except StopIteration as stop:
-            self.result = stop.value
-            raise
-
-    def close(self) -> None:
-        self._gen.close()
-
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Broken(Exception):
-    """The connection broke while reading a stream (before any token): retryable."""
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
 
 
 class _Interrupted(Exception):
     """A stream failed after its first token was delivered."""
 
-    def __init__(self, outcome: Outcome, partial: str):
+    def __init__(self, outcome: Outcome, partial: str, ttft_ms: float | None):
         self.outcome = outcome
         self.partial = partial
+        self.ttft_ms = ttft_ms
+
+
+class _DeadlinePassed(Exception):
+    """The watchdog cut the stream, and it ended without its final chunk."""
+
+
+@dataclass
+class _Step:
+    """How one attempt ended: an answer, a queue refusal, or a classified failure."""
+
+    result: ChatResult | None = None
+    queue_refused: bool = False
+    outcome: Outcome | None = None
+    error: GatewayError | None = None  # raise this: the call is over
 
 
 class Gateway:
@@ -164,6 +166,7 @@ class Gateway:
         limiter: Any = None,
         audit: Any = None,
         timeout: float = 120.0,
+        call_timeout: float = 300.0,
         retry_after_cap: float = 30.0,
         queue_timeout: float = 10.0,
         cooldown_seconds: float = 30.0,
@@ -177,15 +180,15 @@ class Gateway:
         self.limiter = limiter
         self.audit = audit
         self.timeout = timeout
+        self.call_timeout = call_timeout
         self.retry_after_cap = retry_after_cap
         self.queue_timeout = queue_timeout
-        self.cooldown_seconds = cooldown_seconds
-        self._client_factory = client_factory
+        self._book = HealthBook(clock, cooldown_seconds)
+        self._clients = ClientPool(client_factory, timeout)
         self._clock = clock
         self._sleep = sleep
         self._rand = rand
-        self._clients: dict[str, tuple[tuple[Any, ...], openai.OpenAI]] = {}
-        self._health: dict[str, ProviderHealth] = {}
+        self._drains: set[threading.Thread] = set()
         self._lock = threading.Lock()
 
     @classmethod
@@ -216,6 +219,7 @@ class Gateway:
             limiter=RateLimiter(settings.get("GATEHOUSE_REDIS_URL", env)),
             audit=AuditWriter(engine, spill_dir=default_spill_dir(env)),
             timeout=settings.get_float("GATEHOUSE_REQUEST_TIMEOUT", env),
+            call_timeout=settings.get_float("GATEHOUSE_CALL_TIMEOUT", env),
             retry_after_cap=settings.get_float("GATEHOUSE_RETRY_AFTER_CAP", env),
             queue_timeout=settings.get_float("GATEHOUSE_QUEUE_TIMEOUT", env),
             cooldown_seconds=settings.get_float("GATEHOUSE_COOLDOWN_SECONDS", env),
@@ -288,49 +292,114 @@ class Gateway:
 
     def health(self) -> list[ProviderHealth]:
         """Per-provider health in this process, including any active cooldown."""
-        now = self._clock()
-        with self._lock:
-            states = [ProviderHealth(**vars(h)) for h in self._health.values()]
-        for h in states:
-            if not h.in_cooldown(now):
-                h.cooldown_until = h.cooldown_until_wall = None
-        return sorted(states, key=lambda h: h.name)
+        return self._book.snapshot()
+
+    @property
+    def cooldown_seconds(self) -> float:
+        return self._book.cooldown_seconds
+
+    @cooldown_seconds.setter
+    def cooldown_seconds(self, seconds: float) -> None:
+        self._book.cooldown_seconds = seconds
+
+    def join_drains(self, timeout: float = DRAIN_JOIN_SECONDS) -> bool:
+        """Wait until abandoned streams have been read to their end and audited; False if
+        some are still being read after `timeout` seconds."""
+        end = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = list(self._drains)
+            if not pending:
+                return True
+            for thread in pending:
+                thread.join(max(end - time.monotonic(), 0))
+            if time.monotonic() >= end:
+                with self._lock:
+                    return not self._drains
 
     def close(self) -> None:
-        """Flush audit rows and close HTTP clients (also done at process exit)."""
+        """Finish draining abandoned streams, flush audit rows and close HTTP clients."""
+        self.join_drains()
         if self.audit is not None:
             self.audit.close()
-        with self._lock:
-            for _, client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self._clients.close()
 
-    # ---- the attempt loop ------------------------------------------------------------------
+    # ---- the call --------------------------------------------------------------------------
 
     def _run(self, call: _Call, *, stream: bool) -> Generator[str, None, ChatResult]:
-        started = self._clock()
+        """The call, with one promise kept whatever happens: a GatewayError or a result."""
+        call.started = self._clock()
+        call.deadline = time.monotonic() + self.call_timeout
+        unexpected: GatewayError | None = None
+        try:
+            return (yield from self._attempt_all(call, stream))
+        except GatewayError:
+            raise
+        except Exception as exc:  # a bug of ours must still not reach the caller raw
+            log.exception("gateway call failed unexpectedly", extra={"fields": _ids(call)})
+            unexpected = AllProvidersFailed(
+                f"GateHouse failed unexpectedly ({type(exc).__name__}); the gateway log has "
+                f"the details (request {call.request_id}). Retry the request.",
+                attempts=call.attempts,
+                request_id=call.request_id,
+            )
+        finally:
+            self._submit_pending(call, final=True)
+        raise unexpected  # outside the except block: no __context__ back to the SDK
+
+    def _attempt_all(self, call: _Call, stream: bool) -> Generator[str, None, ChatResult]:
         order = self._order(call)
-        limited_everywhere = True
-        for index, provider in enumerate(order):
+        tried = order[:MAX_PROVIDERS_PER_CALL]
+        limited_everywhere = bool(tried)
+        for index, provider in enumerate(tried):
+            if call.remaining() <= 0:
+                call.deadline_passed = True
+                limited_everywhere = False
+                break
             model = call.model if index == 0 and call.model else provider.config.default_model
-            result, limited = yield from self._try_provider(call, provider, model, stream, started)
+            result, limited, error = yield from self._try_provider(call, provider, model, stream)
             if result is not None:
                 return result
+            if error is not None:
+                self._finish_failed(call)
+                raise error
             limited_everywhere = limited_everywhere and limited
-        self._finish_failed(call, started)
-        if order and limited_everywhere:
+        self._finish_failed(call)
+        if limited_everywhere:
             raise RateLimited(
                 "Every provider is at its rate limit and no slot opened within "
                 f"{self.queue_timeout:g}s (GATEHOUSE_QUEUE_TIMEOUT); retry later or raise the limits.",
                 attempts=call.attempts,
                 request_id=call.request_id,
             )
+        notes = []
+        if call.deadline_passed:
+            notes.append(
+                f"the call ran out of time ({self.call_timeout:g}s, GATEHOUSE_CALL_TIMEOUT)"
+            )
+        if len(order) > len(tried):
+            notes.append(
+                f"only the first {len(tried)} of {len(order)} providers were tried "
+                "(at most MAX_PROVIDERS_PER_CALL per call)"
+            )
         raise AllProvidersFailed(
-            _failure_summary(call.attempts), attempts=call.attempts, request_id=call.request_id
+            _failure_summary(call.attempts, notes),
+            attempts=call.attempts,
+            request_id=call.request_id,
         )
 
     def _order(self, call: _Call) -> list[ResolvedProvider]:
-        snapshot = self.registry.snapshot()
+        problem: str | None = None
+        try:
+            snapshot = self.registry.snapshot()
+        except (DatabaseUnavailable, ConfigError, SecretsError) as exc:
+            problem = str(exc)
+        if problem is not None:  # raised outside the except block, so no __context__
+            raise AllProvidersFailed(
+                f"The provider configuration could not be loaded: {problem} "
+                "No request was sent; retry once the database answers.",
+                request_id=call.request_id,
+            )
         ordered = snapshot.ordered()
         if not snapshot.providers:
             raise AllProvidersFailed(
@@ -347,15 +416,18 @@ class Gateway:
                     f"Provider {call.provider!r} {state}; enabled providers: {names}"
                 )
             ordered = [chosen, *(p for p in ordered if p.config.name != call.provider)]
-        now = self._clock()
-        with self._lock:
-            ready = [p for p in ordered if not self._state(p.config.name).in_cooldown(now)]
+        cooling = self._book.cooling([p.config.name for p in ordered])
+        ready = [p for p in ordered if p.config.name not in cooling]
         return ready or ordered  # all cooling down: trying beats refusing outright
 
+    # ---- one provider ----------------------------------------------------------------------
+
     def _try_provider(
-        self, call: _Call, provider: ResolvedProvider, model: str, stream: bool, started: float
-    ) -> Generator[str, None, tuple[ChatResult | None, bool]]:
-        """Up to 1 + MAX_RETRIES tries on one provider. Returns (result, rate_limited_here)."""
+        self, call: _Call, provider: ResolvedProvider, model: str, stream: bool
+    ) -> Generator[str, None, tuple[ChatResult | None, bool, GatewayError | None]]:
+        """Up to 1 + MAX_RETRIES tries on one provider.
+
+        Returns (result, refused only by the rate-limit queue, error that ends the call)."""
         name = provider.config.name
         if provider.api_key is None:
             message = (
@@ -365,70 +437,134 @@ class Gateway:
             self._record(
                 call, Attempt(name, model, "rejected", error_type="no_key", error_message=message)
             )
-            return None, False
-        client = self._client(provider)
-        wait_s = 0.0
-        for retry in range(MAX_RETRIES + 1):
-            permit = self._acquire(provider, call)
-            if permit is False:
-                self._record(
-                    call,
-                    Attempt(
-                        name,
-                        model,
-                        "rejected",
-                        error_type="rate_limit_queue",
-                        wait_ms=self.queue_timeout * 1000,
-                        error_message=f"no rate-limit slot within {self.queue_timeout:g}s",
-                    ),
+            return None, False, None
+        lease, outcome = self._lease(provider)
+        if lease is None:
+            assert outcome is not None
+            self._record(call, self._failed_attempt(provider, model, outcome))
+            self._book.mark(name, ok=False, error=outcome.message)
+            return None, False, None
+        try:
+            wait_s = 0.0
+            for retry in range(MAX_RETRIES + 1):
+                step = yield from self._attempt(call, provider, lease, model, stream, wait_s)
+                if step.result is not None:
+                    self._book.mark(name, ok=True)
+                    return step.result, False, None
+                if step.queue_refused:  # limited only if nothing else went wrong here
+                    if outcome is not None:  # a retry refused a slot: the provider had failed
+                        self._book.mark(name, ok=False, error=outcome.message)
+                    return None, retry == 0, None
+                assert step.outcome is not None
+                outcome = step.outcome
+                if step.error is not None:
+                    if outcome.decision is not Decision.FAIL:
+                        self._book.mark(name, ok=False, error=outcome.message)
+                    return None, False, step.error
+                if decide(outcome, self.retry_after_cap) is Decision.FALLBACK:
+                    break
+                if retry == MAX_RETRIES:
+                    break
+                wait_s = self._retry_wait(outcome, retry)
+                if wait_s >= call.remaining():
+                    call.deadline_passed = True
+                    break
+                self._sleep(wait_s)  # no slot is held while sleeping
+            assert outcome is not None
+            self._book.mark(name, ok=False, error=outcome.message)  # one failed call, not per retry
+            return None, False, None
+        finally:
+            lease.release()
+
+    def _lease(self, provider: ResolvedProvider) -> tuple[Lease | None, Outcome | None]:
+        try:
+            return self._clients.lease(provider), None
+        except Exception as exc:  # a client factory that fails ends this provider's turn
+            return None, classify(exc)
+
+    def _attempt(
+        self,
+        call: _Call,
+        provider: ResolvedProvider,
+        lease: Lease,
+        model: str,
+        stream: bool,
+        wait_s: float,
+    ) -> Generator[str, None, _Step]:
+        """One request: take a slot, send, read, release the slot, record the outcome."""
+        name = provider.config.name
+        queue_s = max(min(self.queue_timeout, call.remaining()), 0.0)
+        try:
+            permit = self._acquire(provider, call, queue_s)
+        except Exception as exc:  # the limiter failing must not fail the call
+            outcome = classify(exc)
+            self._record(call, self._failed_attempt(provider, model, outcome))
+            return _Step(outcome=outcome)
+        if permit is False:
+            self._record(
+                call,
+                Attempt(
+                    name,
+                    model,
+                    "rejected",
+                    error_type="rate_limit_queue",
+                    wait_ms=queue_s * 1000,
+                    error_message=f"no rate-limit slot within {queue_s:g}s",
+                ),
+            )
+            return _Step(queue_refused=True)
+        wait_ms = wait_s * 1000 + (permit.wait_ms if permit else 0.0)
+        t0 = self._clock()
+        deadline = self._attempt_deadline(call)
+        outcome: Outcome | None = None
+        cut: _Interrupted | None = None
+        try:
+            if stream:
+                result = yield from self._stream_once(
+                    lease, call, provider, model, t0, wait_ms, deadline, permit or None
                 )
-                return None, True
-            wait_ms = wait_s * 1000 + (permit.wait_ms if permit else 0.0)
-            t0 = self._clock()
-            try:
-                if stream:
-                    result = yield from self._stream_once(
-                        client, call, provider, model, t0, wait_ms, started
-                    )
-                else:
-                    result = self._call_once(client, call, provider, model, t0, wait_ms, started)
-            except _Interrupted as cut:
-                self._fail_attempt(call, name, model, cut.outcome, t0, wait_ms, status="incomplete")
-                self._finish_failed(call, started)
-                raise StreamInterrupted(
-                    f"The stream from {name} broke after the first token: {cut.outcome.message}. "
+            else:
+                result = self._call_once(lease.client, call, provider, model, t0, wait_ms, deadline)
+        except _Interrupted as exc:
+            cut, outcome = exc, exc.outcome
+        except Exception as exc:  # anything at all ends this attempt, classified
+            outcome = self._outcome(exc, deadline, call)
+        finally:
+            if permit:
+                permit.release()
+        if outcome is None:
+            if permit and (result.input_tokens is not None or result.output_tokens is not None):
+                permit.settle((result.input_tokens or 0) + (result.output_tokens or 0))
+            return _Step(result=result)  # without usage the estimate stays charged
+        outcome = _redacted(outcome, provider)
+        ttft = cut.ttft_ms if cut else None
+        status = "incomplete" if cut else "error"
+        self._record(
+            call, self._failed_attempt(provider, model, outcome, t0, wait_ms, status, ttft)
+        )
+        if cut is not None:
+            return _Step(
+                outcome=outcome,
+                error=StreamInterrupted(
+                    f"The stream from {name} broke after the first token: {outcome.message}. "
                     "The partial answer is kept; send the request again for a full one.",
                     partial_text=cut.partial,
                     attempts=call.attempts,
                     request_id=call.request_id,
-                ) from None
-            except (openai.APIError, ProviderBodyError, _Broken) as exc:
-                if permit:
-                    permit.settle(0)  # nothing was generated: give the token estimate back
-                outcome = classify(exc)
-                self._fail_attempt(call, name, model, outcome, t0, wait_ms)
-                decision = decide(outcome, self.retry_after_cap)
-                if decision is Decision.FAIL:
-                    self._finish_failed(call, started)
-                    raise InvalidRequest(
-                        f"{name} rejected the request ({outcome.http_status}): {outcome.message}",
-                        attempts=call.attempts,
-                        request_id=call.request_id,
-                    ) from None
-                if decision is Decision.FALLBACK or retry == MAX_RETRIES:
-                    return None, False
-                wait_s = (
-                    outcome.retry_after if outcome.retry_after is not None else self._backoff(retry)
-                )
-                self._sleep(wait_s)
-                continue
-            finally:
-                if permit:
-                    permit.release()
-            if permit:
-                permit.settle((result.input_tokens or 0) + (result.output_tokens or 0))
-            return result, False
-        return None, False
+                ),
+            )
+        if permit:
+            permit.settle(0)  # nothing was generated: give the token estimate back
+        if decide(outcome, self.retry_after_cap) is Decision.FAIL:
+            return _Step(
+                outcome=outcome,
+                error=InvalidRequest(
+                    f"{name} rejected the request ({outcome.http_status}): {outcome.message}",
+                    attempts=call.attempts,
+                    request_id=call.request_id,
+                ),
+            )
+        return _Step(outcome=outcome)
 
     def _call_once(
         self,
@@ -438,9 +574,20 @@ class Gateway:
         model: str,
         t0: float,
         wait_ms: float,
-        started: float,
+        deadline: AttemptDeadline,
     ) -> ChatResult:
-        response = client.chat.completions.create(**self._request_args(call, model))
+        args = self._request_args(call, model)
+        timeout = max(deadline.remaining(), MIN_REQUEST_SECONDS)
+        try:
+            # The streaming-response form hands us the response before its body is read, so
+            # the deadline can cut a body that trickles in.
+            with client.chat.completions.with_streaming_response.create(
+                **args, timeout=timeout
+            ) as raw:
+                deadline.watch(raw.http_response)
+                response = raw.parse()
+        finally:
+            deadline.cancel()
         choices = getattr(response, "choices", None)
         if not choices:  # HTTP 200 with a top-level `error` and no choices
             error = (response.model_extra or {}).get("error") or {
@@ -452,95 +599,175 @@ class Gateway:
         choice_error = (choice.model_extra or {}).get("error")
         if choice_error:  # generation failed part-way: the text is cut short, not an answer
             raise ProviderBodyError(choice_error)
-        return self._succeed(
-            call,
-            provider,
-            model,
-            t0,
-            wait_ms,
-            started,
-            text=choice.message.content or "",
+        state = StreamState(
+            parts=[choice.message.content or ""],
+            usage=response.usage,
             response_model=response.model,
             generation_id=response.id,
-            usage=response.usage,
-            ttft=None,
             finish_reason=choice.finish_reason,
         )
+        return self._succeed(call, provider, model, t0, wait_ms, state)
 
     def _stream_once(
         self,
-        client: openai.OpenAI,
+        lease: Lease,
         call: _Call,
         provider: ResolvedProvider,
         model: str,
         t0: float,
         wait_ms: float,
-        started: float,
+        deadline: AttemptDeadline,
+        permit: Permit | None,
     ) -> Generator[str, None, ChatResult]:
-        upstream = client.chat.completions.create(**self._request_args(call, model), stream=True)
-        parts: list[str] = []
-        usage = response_model = generation_id = finish_reason = None
-        ttft: float | None = None
+        args = self._request_args(call, model)
+        timeout = max(deadline.remaining(), MIN_REQUEST_SECONDS)
+        try:
+            upstream = lease.client.chat.completions.create(**args, stream=True, timeout=timeout)
+        except BaseException:
+            deadline.cancel()
+            raise
+        deadline.watch(upstream.response)
+        state = StreamState()
+        handed_off = False
         try:
             for chunk in upstream:
-                error = (chunk.model_extra or {}).get("error")
-                if error:
-                    raise ProviderBodyError(error)
-                generation_id = generation_id or chunk.id
-                response_model = chunk.model or response_model
-                usage = chunk.usage or usage
-                for choice in chunk.choices:  # the usage chunk may carry [] or an empty delta
-                    finish_reason = choice.finish_reason or finish_reason
-                    text = choice.delta.content if choice.delta else None
-                    if text:
-                        if ttft is None:
-                            ttft = (self._clock() - t0) * 1000
-                        parts.append(text)
-                        yield text
-        except (openai.APIError, ProviderBodyError) as exc:
-            if parts:
-                raise _Interrupted(classify(exc), "".join(parts)) from None
-            raise
-        except GeneratorExit:
-            self._record(
-                call,
-                Attempt(
-                    provider.config.name,
-                    model,
-                    "incomplete",
-                    error_type="cancelled",
-                    latency_ms=(self._clock() - t0) * 1000,
-                    wait_ms=wait_ms,
-                    error_message="the caller stopped reading the stream",
-                ),
+                for text in state.absorb(chunk):
+                    if state.first_token_at is None:
+                        state.first_token_at = self._clock()
+                    yield text
+            if deadline.fired and state.finish_reason is None:  # cut, not finished
+                raise _DeadlinePassed
+        except GeneratorExit:  # the caller stopped reading: drain the rest in the background
+            handed_off = self._abandon(
+                call, provider, model, t0, wait_ms, upstream, state, lease, permit
             )
             raise
-        except Exception as exc:  # a cut connection surfaces as an httpx2 error mid-iteration
-            outcome = classify(exc)
-            if parts:
-                raise _Interrupted(outcome, "".join(parts)) from None
-            raise _Broken(f"the stream broke: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if state.parts:
+                outcome = self._outcome(exc, deadline, call)
+                ttft = _ms(state.first_token_at, t0)
+                raise _Interrupted(outcome, "".join(state.parts), ttft) from None
+            raise
         finally:
-            upstream.close()
-        return self._succeed(
-            call,
-            provider,
+            if not handed_off:
+                _close_quietly(upstream)
+                deadline.cancel()
+        return self._succeed(call, provider, model, t0, wait_ms, state)
+
+    # ---- abandoned streams -----------------------------------------------------------------
+
+    def _abandon(
+        self,
+        call: _Call,
+        provider: ResolvedProvider,
+        model: str,
+        t0: float,
+        wait_ms: float,
+        upstream: Any,
+        state: StreamState,
+        lease: Lease,
+        permit: Permit | None,
+    ) -> bool:
+        """Hand the rest of the stream to a drain thread; the upstream bills it anyway."""
+        self._submit_pending(call, final=False)  # earlier attempts are not the outcome
+        latency_ms = (self._clock() - t0) * 1000
+        drain_lease = lease.share()  # the caller's lease goes now; the drain keeps the client
+
+        def drain(read_rest: bool = True) -> None:
+            try:
+                self._drain(call, provider, model, latency_ms, wait_ms, upstream, state, read_rest)
+                if permit is not None and state.usage is not None:  # the slot went back already
+                    tokens = _usage_numbers(state.usage)
+                    permit.settle((tokens["input_tokens"] or 0) + (tokens["output_tokens"] or 0))
+            finally:
+                drain_lease.release()
+                with self._lock:
+                    self._drains.discard(threading.current_thread())
+
+        thread = threading.Thread(target=drain, name="gatehouse-stream-drain", daemon=True)
+        with self._lock:
+            self._drains.add(thread)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutting down: record what arrived, now
+            drain(read_rest=False)
+        return True
+
+    def _drain(
+        self,
+        call: _Call,
+        provider: ResolvedProvider,
+        model: str,
+        latency_ms: float,
+        wait_ms: float,
+        upstream: Any,
+        state: StreamState,
+        read_rest: bool,
+    ) -> None:
+        """Read to the final usage chunk (the attempt's deadline still cuts it), then audit."""
+        if read_rest:
+            with contextlib.suppress(Exception):  # whatever arrived is what we record
+                for chunk in upstream:
+                    state.absorb(chunk)
+        _close_quietly(upstream)
+        used = state.response_model or model
+        tokens = _usage_numbers(state.usage)
+        if state.usage is not None:
+            cost, cost_source = self._cost(used, state.usage, tokens)
+        else:  # the final chunk never came: estimate what the provider will bill
+            tokens["input_tokens"] = call.prompt_tokens_estimate()
+            tokens["output_tokens"] = len("".join(state.parts)) // 4
+            cost, cost_source = self._cost(used, None, tokens)
+            cost_source = "estimated" if cost is not None else "unknown"
+        attempt = Attempt(
+            provider.config.name,
             model,
-            t0,
-            wait_ms,
-            started,
-            text="".join(parts),
-            response_model=response_model,
-            generation_id=generation_id,
-            usage=usage,
-            ttft=ttft,
-            finish_reason=finish_reason,
+            "incomplete",
+            error_type="cancelled",
+            latency_ms=latency_ms,
+            wait_ms=wait_ms,
+            error_message="the caller stopped reading the stream",
+            ttft_ms=None,
         )
+        details = {
+            "model_used": used,
+            "generation_id": state.generation_id,
+            "cost_usd": cost,
+            "cost_source": cost_source,
+            **tokens,
+        }
+        self._record(call, attempt, details, final=True)
+        self._log_completion(call, None, "cancelled", provider=provider.config.name, model=used)
 
     # ---- helpers ---------------------------------------------------------------------------
 
+    def _attempt_deadline(self, call: _Call) -> AttemptDeadline:
+        now = time.monotonic()
+        seconds, setting = self.timeout, "GATEHOUSE_REQUEST_TIMEOUT"
+        asked = call.kwargs.get("timeout")  # a caller's own openai `timeout=` can only shorten it
+        if isinstance(asked, int | float) and not isinstance(asked, bool) and asked < seconds:
+            seconds, setting = max(float(asked), 0.0), "the call's timeout argument"
+        if now + seconds <= call.deadline:
+            return AttemptDeadline(now + seconds, setting, seconds)
+        return AttemptDeadline(call.deadline, "GATEHOUSE_CALL_TIMEOUT", self.call_timeout)
+
+    def _outcome(self, exc: BaseException, deadline: AttemptDeadline, call: _Call) -> Outcome:
+        if isinstance(exc, _DeadlinePassed) or (
+            deadline.passed and not isinstance(exc, openai.APIStatusError | ProviderBodyError)
+        ):
+            if deadline.setting == "GATEHOUSE_CALL_TIMEOUT":
+                call.deadline_passed = True
+            return Outcome(*TIMEOUT, message=deadline.message())
+        return classify(exc)
+
+    def _retry_wait(self, outcome: Outcome, retry: int) -> float:
+        if self._rand is None:
+            return retry_wait_seconds(outcome, retry)
+        return retry_wait_seconds(outcome, retry, self._rand)
+
     def _request_args(self, call: _Call, model: str) -> dict[str, Any]:
         kwargs = dict(call.kwargs)
+        kwargs.pop("timeout", None)  # folded into the attempt's deadline
         extra_body = {"usage": {"include": True}, **(kwargs.pop("extra_body", None) or {})}
         args: dict[str, Any] = {
             "model": model,
@@ -575,19 +802,12 @@ class Gateway:
         model: str,
         t0: float,
         wait_ms: float,
-        started: float,
-        *,
-        text: str,
-        response_model: str | None,
-        generation_id: str | None,
-        usage: Any,
-        ttft: float | None,
-        finish_reason: str | None,
+        state: StreamState,
     ) -> ChatResult:
         now = self._clock()
-        used = response_model or model
-        tokens = _usage_numbers(usage)
-        cost, cost_source = self._cost(used, usage, tokens)
+        used = state.response_model or model
+        tokens = _usage_numbers(state.usage)
+        cost, cost_source = self._cost(used, state.usage, tokens)
         attempt = Attempt(
             provider.config.name,
             model,
@@ -595,23 +815,30 @@ class Gateway:
             http_status=200,
             latency_ms=(now - t0) * 1000,
             wait_ms=wait_ms,
+            ttft_ms=_ms(state.first_token_at, t0),
         )
+        details = {
+            "model_used": used,
+            "generation_id": state.generation_id,
+            "cost_usd": cost,
+            "cost_source": cost_source,
+            **tokens,
+        }
+        self._record(call, attempt, details, final=True)
         result = ChatResult(
-            text=text,
+            text="".join(state.parts),
             provider=provider.config.name,
             model=used,
             request_id=call.request_id,
-            generation_id=generation_id,
+            generation_id=state.generation_id,
             cost_usd=cost,
             cost_source=cost_source,
-            latency_ms=(now - started) * 1000,
-            ttft_ms=ttft,
-            finish_reason=finish_reason,
-            attempts=[*call.attempts, attempt],
+            latency_ms=(now - call.started) * 1000,
+            ttft_ms=_ms(state.first_token_at, call.started),
+            finish_reason=state.finish_reason,
+            attempts=list(call.attempts),
             **tokens,
         )
-        self._record(call, attempt, result=result)
-        self._mark(provider.config.name, ok=True)
         self._log_completion(call, result, "ok")
         return result
 
@@ -622,62 +849,74 @@ class Gateway:
         if isinstance(reported, int | float):
             return float(reported), "provider"
         if self.catalog is not None and tokens["input_tokens"] is not None:
-            estimate = self.catalog.estimate_cost(
-                model,
-                tokens["input_tokens"] or 0,
-                tokens["output_tokens"] or 0,
-                tokens["cached_tokens"] or 0,
-            )
+            try:
+                estimate = self.catalog.estimate_cost(
+                    model,
+                    tokens["input_tokens"] or 0,
+                    tokens["output_tokens"] or 0,
+                    tokens["cached_tokens"] or 0,
+                )
+            except Exception:  # prices are an extra: the answer is already here
+                log.warning("cost estimate failed", exc_info=True)
+                estimate = None
             if estimate is not None:
                 return estimate, "estimated"
         return None, "unknown"
 
-    def _fail_attempt(
+    def _failed_attempt(
         self,
-        call: _Call,
-        name: str,
+        provider: ResolvedProvider,
         model: str,
         outcome: Outcome,
-        t0: float,
-        wait_ms: float,
+        t0: float | None = None,
+        wait_ms: float = 0.0,
         status: str = "error",
-    ) -> None:
-        attempt = Attempt(
-            name,
+        ttft_ms: float | None = None,
+    ) -> Attempt:
+        outcome = _redacted(outcome, provider)
+        return Attempt(
+            provider.config.name,
             model,
             status,
             http_status=outcome.http_status,
             error_type=outcome.error_type,
-            latency_ms=(self._clock() - t0) * 1000,
+            latency_ms=(self._clock() - t0) * 1000 if t0 is not None else 0.0,
             wait_ms=wait_ms,
             error_message=outcome.message,
+            ttft_ms=ttft_ms,
         )
-        self._record(call, attempt)
-        if outcome.decision is not Decision.FAIL:
-            self._mark(name, ok=False, error=outcome.message)
 
-    def _record(self, call: _Call, attempt: Attempt, result: ChatResult | None = None) -> None:
-        """Keep the attempt on the call and hand its audit row to the background writer."""
-        if result is None:
-            call.attempts.append(attempt)
+    def _record(
+        self,
+        call: _Call,
+        attempt: Attempt,
+        details: Mapping[str, Any] | None = None,
+        *,
+        final: bool = False,
+    ) -> None:
+        """Keep the attempt on the call and queue its audit row.
+
+        A failed attempt's row waits until the next attempt is recorded or the call ends, so
+        the one row whose outcome the caller saw can be marked `final_attempt`."""
+        call.attempts.append(attempt)
         if self.audit is None:
             return
-        row = {
+        row: dict[str, Any] = {
             "request_id": call.request_id,
-            "attempt": len(call.attempts) + (1 if result else 0),
+            "attempt": len(call.attempts),
             "created_at": datetime.now(UTC),
             "provider": attempt.provider,
             "model": attempt.model,
-            "model_used": result.model if result else None,
-            "generation_id": result.generation_id if result else None,
-            "input_tokens": result.input_tokens if result else None,
-            "output_tokens": result.output_tokens if result else None,
-            "cached_tokens": result.cached_tokens if result else None,
-            "reasoning_tokens": result.reasoning_tokens if result else None,
-            "cost_usd": result.cost_usd if result else None,
-            "cost_source": result.cost_source if result else "unknown",
+            "model_used": None,
+            "generation_id": None,
+            "input_tokens": None,
+            "output_tokens": None,
+            "cached_tokens": None,
+            "reasoning_tokens": None,
+            "cost_usd": None,
+            "cost_source": "unknown",
             "latency_ms": round(attempt.latency_ms, 2),
-            "ttft_ms": round(result.ttft_ms, 2) if result and result.ttft_ms is not None else None,
+            "ttft_ms": round(attempt.ttft_ms, 2) if attempt.ttft_ms is not None else None,
             "status": attempt.status,
             "http_status": attempt.http_status,
             "error_type": attempt.error_type,
@@ -686,10 +925,29 @@ class Gateway:
             "trace_id": call.trace_id,
             "source": call.source,
             "actor": call.actor,
+            **(details or {}),
         }
-        self.audit.submit(row)
+        self._submit_pending(call, final=False)
+        if final:
+            self._submit(call, row, final=True)
+        else:
+            call.pending_row = row
 
-    def _finish_failed(self, call: _Call, started: float) -> None:
+    def _submit_pending(self, call: _Call, *, final: bool) -> None:
+        row, call.pending_row = call.pending_row, None
+        if row is not None:
+            self._submit(call, row, final=final)
+
+    def _submit(self, call: _Call, row: dict[str, Any], *, final: bool) -> None:
+        first = call.attempts[0].provider if call.attempts else row["provider"]
+        row["final_attempt"] = final
+        row["fallback"] = final and row["provider"] != first
+        try:
+            self.audit.submit(clean_row(row))
+        except Exception:  # the audit writer's trouble must not fail an answered call
+            log.exception("audit row could not be queued", extra={"fields": _ids(call)})
+
+    def _finish_failed(self, call: _Call) -> None:
         last = call.attempts[-1] if call.attempts else None
         self._log_completion(
             call,
@@ -697,7 +955,7 @@ class Gateway:
             "error",
             provider=last.provider if last else None,
             model=last.model if last else call.model,
-            latency_ms=(self._clock() - started) * 1000,
+            latency_ms=(self._clock() - call.started) * 1000,
         )
 
     def _log_completion(
@@ -721,7 +979,9 @@ class Gateway:
         level = logging.INFO if result else logging.WARNING
         log.log(level, "LLM request completed", extra={"fields": fields})
 
-    def _acquire(self, provider: ResolvedProvider, call: _Call) -> Permit | None | bool:
+    def _acquire(
+        self, provider: ResolvedProvider, call: _Call, queue_s: float
+    ) -> Permit | None | bool:
         """A permit, None when there is no limiter, or False when no slot opened in time."""
         if self.limiter is None:
             return None
@@ -729,102 +989,76 @@ class Gateway:
             provider.config.name,
             provider.config.rate_limit,
             call.estimated_tokens(),
-            self.queue_timeout,
+            queue_s,
         )
         return False if permit is None else permit
 
-    def _client(self, provider: ResolvedProvider) -> openai.OpenAI:
-        config = provider.config
-        identity = (
-            config.base_url,
-            tuple(sorted(config.headers.items())),
-            provider.api_key,
-            self.timeout,
-        )
-        cached = self._clients.get(config.name)
-        if cached is not None and cached[0] == identity:
-            return cached[1]
-        with self._lock:
-            cached = self._clients.get(config.name)
-            if cached is not None and cached[0] == identity:
-                return cached[1]
-            client = self._client_factory(provider, self.timeout)
-            if cached is not None:
-                cached[1].close()  # the config or key changed: drop the old connection pool
-            self._clients[config.name] = (identity, client)
-            return client
 
-    def _backoff(self, retry: int) -> float:
-        return backoff_seconds(retry, self._rand) if self._rand else backoff_seconds(retry)
+def _ms(moment: float | None, since: float) -> float | None:
+    return None if moment is None else (moment - since) * 1000
 
-    def _state(self, name: str) -> ProviderHealth:
-        state = self._health.get(name)
-        if state is None:
-            state = self._health[name] = ProviderHealth(name)
-        return state
 
-    def _mark(self, name: str, *, ok: bool, error: str | None = None) -> None:
-        """Track consecutive failures; 5 within 60 s put the provider in cooldown."""
-        now = self._clock()
-        with self._lock:
-            state = self._state(name)
-            if ok:
-                state.consecutive_failures = 0
-                state.first_failure_at = None
-                state.last_success_at = datetime.now(UTC)
-                return
-            if (
-                state.first_failure_at is None
-                or now - state.first_failure_at > COOLDOWN_WINDOW_SECONDS
-            ):
-                state.consecutive_failures = 0
-                state.first_failure_at = now
-            state.consecutive_failures += 1
-            state.last_failure_at = datetime.now(UTC)
-            state.last_error = error
-            if state.consecutive_failures >= COOLDOWN_FAILURES:
-                state.cooldown_until = now + self.cooldown_seconds
-                state.cooldown_until_wall = datetime.fromtimestamp(
-                    time.time() + self.cooldown_seconds, UTC
-                )
-                state.consecutive_failures = 0
-                state.first_failure_at = None
-                log.warning(
-                    "provider cooling down",
-                    extra={
-                        "fields": {
-                            "provider": name,
-                            "seconds": self.cooldown_seconds,
-                            "error": error,
-                        }
-                    },
-                )
+def _ids(call: _Call) -> dict[str, Any]:
+    return {"request_id": call.request_id, "workflow_id": call.workflow_id}
+
+
+def _close_quietly(upstream: Any) -> None:
+    with contextlib.suppress(Exception):  # the connection may already be cut
+        upstream.close()
+
+
+def _redacted(outcome: Outcome, provider: ResolvedProvider) -> Outcome:
+    """The outcome with this provider's own key removed, whatever its shape."""
+    key = provider.api_key
+    if not key or key not in outcome.message:
+        return outcome
+    return Outcome(
+        outcome.decision,
+        outcome.error_type,
+        scrub(outcome.message.replace(key, "[REDACTED]")),
+        outcome.http_status,
+        outcome.retry_after,
+    )
 
 
 def _usage_numbers(usage: Any) -> dict[str, int | None]:
-    if usage is None:
-        return {
-            "input_tokens": None,
-            "output_tokens": None,
-            "cached_tokens": None,
-            "reasoning_tokens": None,
-        }
     prompt_details = getattr(usage, "prompt_tokens_details", None)
     completion_details = getattr(usage, "completion_tokens_details", None)
     return {
-        "input_tokens": usage.prompt_tokens,
-        "output_tokens": usage.completion_tokens,
+        "input_tokens": getattr(usage, "prompt_tokens", None),
+        "output_tokens": getattr(usage, "completion_tokens", None),
         "cached_tokens": getattr(prompt_details, "cached_tokens", None),
         "reasoning_tokens": getattr(completion_details, "reasoning_tokens", None),
     }
 
 
-def _failure_summary(attempts: list[Attempt]) -> str:
+SUMMARY_PROVIDERS = 3  # providers whose last error the failure message spells out
+
+
+def _failure_summary(attempts: list[Attempt], notes: Sequence[str] = ()) -> str:
+    """One short paragraph: counts per error kind, each provider's last error, the next step."""
     if not attempts:
-        return "No provider could be tried (all are disabled or cooling down)."
-    lines = []
+        reason = "; ".join(notes) or "all are disabled or cooling down"
+        return f"All providers failed. No provider could be tried ({reason})."
+    kinds: dict[str, int] = {}
+    last: dict[str, Attempt] = {}
     for a in attempts:
+        kind = a.error_type or a.status
+        kinds[kind] = kinds.get(kind, 0) + 1
+        last[a.provider] = a
+    counts = ", ".join(f"{n}× {kind}" for kind, n in kinds.items())
+    shown = list(last.values())[-SUMMARY_PROVIDERS:]
+    lines = []
+    for a in shown:
         status = f"HTTP {a.http_status}" if a.http_status else a.error_type or a.status
         lines.append(f"{a.provider} ({a.model}): {status}: {a.error_message or a.error_type}")
+    hidden = len(last) - len(shown)
+    more = f"; and {hidden} more provider(s)" if hidden else ""
     hint = HINTS.get(attempts[-1].error_type or "")
-    return "All providers failed. " + "; ".join(lines) + (f". Next step: {hint}." if hint else "")
+    text = (
+        f"All providers failed. {len(attempts)} attempt(s) on {len(last)} provider(s) "
+        f"({counts}). " + "; ".join(lines) + more + "."
+    )
+    if notes:
+        text += " Note: " + "; ".join(notes) + "."
+    return text + (f" Next step: {hint}." if hint else "")

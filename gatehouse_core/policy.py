@@ -16,11 +16,14 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any
 
+import httpx2
 import openai
 
 from .telemetry import scrub
 
 MAX_RETRIES = 3  # per provider, after the first try
+# Providers tried per call at most: 10,000 keyless providers must not make 10,000 audit rows.
+MAX_PROVIDERS_PER_CALL = 10
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
 ERROR_MESSAGE_CHARS = 500
@@ -54,6 +57,12 @@ TIMEOUT = (Decision.RETRY, "timeout")
 CONNECTION = (Decision.RETRY, "connection_error")
 OTHER_4XX = (Decision.FALLBACK, "client_error")
 OTHER_5XX = (Decision.RETRY, "server_error")
+# Anything else raised during an attempt (a header value the HTTP stack refuses, a client
+# factory that fails): this provider cannot be used as configured, the next one may be.
+UNEXPECTED = (Decision.FALLBACK, "unexpected_error")
+# X-RateLimit-Reset is an epoch time; OpenRouter sends milliseconds, others send seconds.
+EPOCH_MS_FROM = 1e11  # later than 5138 AD in seconds, i.e. surely milliseconds
+EPOCH_S_FROM = 1e9  # 2001 in seconds; smaller values are seconds from now
 
 # What an operator should do about each failure; shown by the console and the CLI.
 HINTS: dict[str, str] = {
@@ -65,6 +74,8 @@ HINTS: dict[str, str] = {
     "daily_quota": "the daily free-model quota is used up; use a paid model or add credits",
     "timeout": "the provider did not answer in time; retry later or raise GATEHOUSE_REQUEST_TIMEOUT",
     "connection_error": "the provider could not be reached; check its base URL and the network",
+    "unexpected_error": "the request could not be sent as configured; check the provider's "
+    "headers, key and base URL (gatehouse providers show NAME)",
 }
 
 
@@ -105,7 +116,12 @@ def classify(exc: BaseException, now: Callable[[], float] = time.time) -> Outcom
     if isinstance(exc, openai.APIError):  # an SSE error event while streaming
         body = exc.body if isinstance(exc.body, Mapping) else {"message": str(exc)}
         return _from_body_error(body, now)
-    return Outcome(Decision.RETRY, "connection_error", _clip(f"{type(exc).__name__}: {exc}"))
+    described = _clip(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, httpx2.TimeoutException):  # raised by a stream being read
+        return Outcome(*TIMEOUT, message=f"the provider stopped answering: {described}")
+    if isinstance(exc, httpx2.TransportError | httpx2.StreamError):  # a cut connection
+        return Outcome(*CONNECTION, message=f"the connection broke: {described}")
+    return Outcome(*UNEXPECTED, message=described)
 
 
 def decide(outcome: Outcome, retry_after_cap: float) -> Decision:
@@ -115,6 +131,14 @@ def decide(outcome: Outcome, retry_after_cap: float) -> Decision:
     if outcome.decision is Decision.RETRY and (outcome.retry_after or 0) > retry_after_cap:
         return Decision.FALLBACK
     return outcome.decision
+
+
+def retry_wait_seconds(
+    outcome: Outcome, retry_number: int, rand: Callable[[], float] = random.random
+) -> float:
+    """The wait before the next try: what the provider asked for, never less than the backoff
+    (a reset time already past must not turn three retries into a burst)."""
+    return max(outcome.retry_after or 0.0, backoff_seconds(retry_number, rand))
 
 
 def backoff_seconds(retry_number: int, rand: Callable[[], float] = random.random) -> float:
@@ -159,11 +183,20 @@ def retry_after_seconds(
                 return max(0.0, float(value))
             except ValueError:
                 return max(0.0, parsedate_to_datetime(value).timestamp() - now())
-        if "x-ratelimit-reset" in lower:  # epoch milliseconds
-            return max(0.0, float(lower["x-ratelimit-reset"]) / 1000 - now())
+        if "x-ratelimit-reset" in lower:
+            return max(0.0, _reset_seconds(float(lower["x-ratelimit-reset"]), now))
     except (TypeError, ValueError, OverflowError):
         return None
     return None
+
+
+def _reset_seconds(value: float, now: Callable[[], float]) -> float:
+    """Seconds until an X-RateLimit-Reset: epoch ms, epoch seconds, or seconds from now."""
+    if value >= EPOCH_MS_FROM:
+        return value / 1000 - now()
+    if value >= EPOCH_S_FROM:
+        return value - now()
+    return value
 
 
 def _reason(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.storage.base import TimestampedSlidingWindow
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from .errors import ConfigError
@@ -48,6 +49,21 @@ MIN_WAIT_SECONDS = 0.005
 # charge (TTLs are whole milliseconds, read one round trip later).
 CHARGE_SLACK_SECONDS = 0.005
 REQUESTS, TOKENS = "requests", "tokens"
+# A token refund on Redis in one round trip (instead of reading the window, then writing):
+# refund only while the charge still sits in the current window, and never below zero.
+# KEYS[1] the current window's key; ARGV refund, client now, expiry, latest window start.
+REFUND_SCRIPT = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then return 0 end
+local refund = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[1]) or '0') < refund then return 0 end
+local window_start = tonumber(ARGV[2]) + ttl / 1000 - 2 * tonumber(ARGV[3])
+if window_start > tonumber(ARGV[4]) then return 0 end
+redis.call('DECRBY', KEYS[1], refund)
+return refund
+"""
+# How often memory storage drops expired entries (they are ignored on read in between anyway).
+MEMORY_SWEEP_SECONDS = 1.0
 
 
 class Permit:
@@ -124,7 +140,7 @@ class RateLimiter:
         self._window = window_seconds
         self._lock = threading.Lock()
         self._providers: dict[str, _ProviderLimits] = {}
-        self._memory = _Backend("memory", MemoryStorage())
+        self._memory = _Backend("memory", _SweptMemoryStorage())
         self._redis: _Backend | None = None
         self._redis_down = False
         self._retry_at = 0.0
@@ -244,6 +260,8 @@ class RateLimiter:
             if change > 0:
                 storage.incr(_current_window_key(storage, key, expiry), 2 * expiry, change)
                 return change
+            if backend.refund is not None:
+                return -self._redis_refund(backend, key, expiry, -change, charged_at)
             _, _, current, current_ttl = storage.get_sliding_window(key, expiry)
             window_start = time.time() + current_ttl - 2 * expiry
             if window_start > charged_at + CHARGE_SLACK_SECONDS or current < -change:
@@ -256,6 +274,18 @@ class RateLimiter:
             return change
         except StorageError as exc:
             self._fall_back(str(exc.storage_error))
+            return 0
+
+    def _redis_refund(
+        self, backend: _Backend, key: str, expiry: int, refund: int, charged_at: float
+    ) -> int:
+        storage = backend.storage
+        current_key = storage.prefixed_key(storage._current_window_key(key))  # type: ignore[attr-defined]
+        args = [refund, time.time(), expiry, charged_at + CHARGE_SLACK_SECONDS]
+        try:
+            return int(backend.refund(keys=[current_key], args=args))  # type: ignore[misc]
+        except RedisError as exc:
+            self._fall_back(str(exc))
             return 0
 
     def _backend(self) -> _Backend:
@@ -293,16 +323,38 @@ class RateLimiter:
         )
 
 
-class _Backend:
-    """One storage and the two strategies on it."""
+class _SweptMemoryStorage(MemoryStorage):
+    """`limits`' MemoryStorage without a new thread per call.
 
-    __slots__ = ("kind", "storage", "requests", "tokens")
+    It schedules its clean-up with a fresh `threading.Timer` (10 ms) whenever the previous one
+    has finished, i.e. on almost every hit at ordinary request rates (issue 13: 2,636 threads
+    started in 3,000 calls). Counters are checked for expiry when read, so the clean-up only
+    frees memory: here it runs inline, at most once per MEMORY_SWEEP_SECONDS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_sweep = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the name-mangled private hook
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + MEMORY_SWEEP_SECONDS
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+class _Backend:
+    """One storage, the two strategies on it, and (Redis) the one-trip refund script."""
+
+    __slots__ = ("kind", "storage", "requests", "tokens", "refund")
 
     def __init__(self, kind: str, storage: Storage):
         self.kind = kind
         self.storage = storage
         self.requests = MovingWindowRateLimiter(storage)
         self.tokens = SlidingWindowCounterRateLimiter(storage)
+        self.refund: Callable[..., int] | None = None
+        if kind == "redis":  # registering sends nothing; the script loads on first use
+            self.refund = storage.get_connection().register_script(REFUND_SCRIPT)  # type: ignore[attr-defined]
 
 
 class _ProviderLimits:

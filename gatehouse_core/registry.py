@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlparse
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -25,22 +27,26 @@ from . import settings
 from .crypto import SecretBox, key_prefix, mask
 from .db import make_engine, transaction, unreachable
 from .errors import (
+    ConfigError,
     DatabaseUnavailable,
     NotFound,
     ReadOnlyProvider,
     SecretsError,
     ValidationError,
 )
+from .hosts import host_error
 from .providers import (
     DEFAULT_BASE_URL,
     PROVIDER_TYPES,
     RATE_LIMIT_FIELDS,
     ProviderConfig,
+    api_key_error,
     fallback_order,
     parse_document,
     validate_set,
 )
 from .schema import ProviderSecret, SettingsAudit, SystemSetting, utcnow
+from .telemetry import register_secret
 
 log = logging.getLogger("gatehouse.registry")
 
@@ -51,6 +57,22 @@ _CHANGEABLE = frozenset(
     {f.name for f in dataclasses.fields(ProviderConfig)} - {"name", "source"}
 ) | frozenset(RATE_LIMIT_FIELDS)
 _DESCRIPTION = "LLM provider configurations (API keys live encrypted in provider_secrets)"
+# How long a caller holding a snapshot waits for the version check it started (a healthy
+# check takes milliseconds); the first snapshot of a process may wait longer.
+CHECK_TIMEOUT = 1.0
+FIRST_CHECK_TIMEOUT = 15.0
+# Server-side bound on the version query (PostgreSQL), beside the engine's connect_timeout.
+CHECK_STATEMENT_TIMEOUT_MS = 2000
+
+
+@dataclass
+class _Check:
+    """One version check in flight: callers wait on `done` (bounded) or serve the cache."""
+
+    force: bool
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    error: BaseException | None = None
+    pid: int = dataclasses.field(default_factory=os.getpid)  # a forked child starts afresh
 
 
 @dataclass(frozen=True)
@@ -164,13 +186,20 @@ class Registry:
         env: Mapping[str, str] | None = None,
         ttl: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        check_timeout: float = CHECK_TIMEOUT,
+        first_timeout: float = FIRST_CHECK_TIMEOUT,
     ):
         self.engine = engine
         self.box = box
         self._env = env
         self._ttl = settings.get_float("GATEHOUSE_CONFIG_TTL", env) if ttl is None else ttl
         self._clock = clock
-        self._lock = threading.Lock()
+        self._check_timeout = check_timeout
+        self._first_timeout = first_timeout
+        self._lock = threading.Lock()  # held only to start a check, never while it runs
+        self._check: _Check | None = None
+        # Which stored secret each decrypted key came from (rotation grace, see _resolve).
+        self._key_rows: dict[str, tuple[Any, str, str]] = {}
         self._snapshot: Snapshot | None = None
         self._checked_at = float("-inf")
 
@@ -245,31 +274,78 @@ class Registry:
     def snapshot(self, *, force: bool = False) -> Snapshot:
         """The current providers with keys, re-read only when the stored version changed.
 
-        At most one cheap version query per TTL; if the database is briefly unreachable
-        the last snapshot keeps serving (with a warning) so LLM calls are not blocked.
+        Never blocks a call on the database once there is a snapshot: at most one thread at a
+        time checks the stored version (single-flight, on a helper thread); while that check
+        is in flight every other caller gets the last snapshot at once, and the caller that
+        started it waits at most `check_timeout` seconds. If the check fails or hangs (a
+        blackholed database), the last snapshot keeps serving, with a warning. The first
+        snapshot, and a forced one, wait for the check (at most `first_timeout` seconds).
         """
-        now = self._clock()
         current = self._snapshot
-        if current is not None and not force and now - self._checked_at < self._ttl:
+        if current is not None and not force and self._clock() - self._checked_at < self._ttl:
             return current
+        check, started = self._start_check(force)
+        if current is not None and not force:
+            if started:
+                check.done.wait(self._check_timeout)
+            return self._snapshot or current
+        if not check.done.wait(self._first_timeout):
+            if current is not None:
+                return current
+            raise DatabaseUnavailable(
+                f"The database did not answer the provider configuration query within "
+                f"{self._first_timeout:g} s. Check GATEHOUSE_DATABASE_URL and that the "
+                "server is running."
+            )
+        # A forced read wants the stored truth: a malformed document is reported, while an
+        # unreachable database still falls back to the last snapshot.
+        # (Here the caller has no snapshot yet, or forced the read.)
+        error = check.error
+        if error is not None and (current is None or not isinstance(error, DatabaseUnavailable)):
+            raise error
+        return self._snapshot or current  # type: ignore[return-value]
+
+    @property
+    def check_in_flight(self) -> bool:
+        """True while a version check runs (for tests and health pages)."""
+        check = self._check
+        return check is not None and not check.done.is_set()
+
+    def _start_check(self, force: bool) -> tuple[_Check, bool]:
+        """The check in flight, or a new one; True when this caller started it."""
         with self._lock:
-            if (
-                not force
-                and self._snapshot is not None
-                and self._clock() - self._checked_at < self._ttl
-            ):
-                return self._snapshot  # another thread checked meanwhile
-            current = self._snapshot
-            try:
-                version = self._stored_version()
-                if force or current is None or version != current.version:
-                    self._snapshot = self._load_snapshot()
-            except DatabaseUnavailable:
-                if current is None:
-                    raise
-                log.warning("provider config check failed; using the cached configuration")
-            self._checked_at = now
-            return self._snapshot
+            check = self._check
+            usable = check is not None and not check.done.is_set() and check.pid == os.getpid()
+            if usable and (check.force or not force):
+                return check, False  # type: ignore[return-value]
+            check = _Check(force=force)
+            self._check = check
+        threading.Thread(
+            target=self._run_check, args=(check,), name="gatehouse-config-check", daemon=True
+        ).start()
+        return check, True
+
+    def _run_check(self, check: _Check) -> None:
+        current = self._snapshot
+        try:
+            version = self._stored_version()
+            if check.force or current is None or version != current.version:
+                loaded = self._load_snapshot()
+                with self._lock:
+                    # A check superseded by a newer one (after a change) must not put back
+                    # the older configuration it read.
+                    if self._check is check or self._snapshot is None:
+                        self._snapshot = loaded
+        except (DatabaseUnavailable, ConfigError) as exc:
+            check.error = exc
+            if current is not None:
+                log.warning("provider config check failed; using the cached configuration: %s", exc)
+        except Exception as exc:  # reported to the waiting caller, never lost on a thread
+            check.error = exc
+        finally:
+            # Stamped when the check finished, so callers that queued meanwhile do not repeat it.
+            self._checked_at = self._clock()
+            check.done.set()
 
     # ---- writes --------------------------------------------------------------------------
 
@@ -286,8 +362,23 @@ class Registry:
 
         self._mutate(actor, "provider.create", config.name, change, api_key=api_key)
 
-    def update(self, name: str, *, actor: str, api_key: str | None = None, **changes: Any) -> None:
-        """Change fields of a provider (rate-limit fields may be given flat)."""
+    def update(
+        self,
+        name: str,
+        *,
+        actor: str,
+        api_key: str | None = None,
+        headers_set: Mapping[str, str] | None = None,
+        headers_remove: list[str] | tuple[str, ...] = (),
+        confirm_host: str | None = None,
+        **changes: Any,
+    ) -> None:
+        """Change fields of a provider (rate-limit fields may be given flat).
+
+        `headers_set` / `headers_remove` edit single headers inside the change's transaction
+        (no read-then-write by the caller). A `base_url` on another host needs the key again
+        (`api_key`) or `confirm_host` naming the new host: else the stored key would go there.
+        """
         unknown = sorted(set(changes) - _CHANGEABLE)
         if unknown:
             allowed = ", ".join(sorted(_CHANGEABLE))
@@ -297,14 +388,40 @@ class Registry:
 
         def change(providers: list[ProviderConfig]) -> list[ProviderConfig]:
             current = _find(providers, name)
-            updated = current.with_changes(**changes)
+            fields = dict(changes)
+            if headers_set or headers_remove:
+                headers = dict(fields.get("headers", current.headers))
+                removed = {h.lower() for h in headers_remove}
+                headers = {k: v for k, v in headers.items() if k.lower() not in removed}
+                for key, value in (headers_set or {}).items():
+                    # Header names ignore case: X-Title replaces x-title.
+                    headers = {k: v for k, v in headers.items() if k.lower() != key.lower()}
+                    headers[key] = value
+                fields["headers"] = headers
+            updated = current.with_changes(**fields)
             prefer = name if updated.is_default and not current.is_default else None
             if current.is_default and not updated.is_default:
                 # Handing the default away: the next enabled provider takes it, not this one.
                 prefer = _next_enabled(providers, exclude=name)
             return _settle_default(_swap(providers, updated), prefer=prefer)
 
-        self._mutate(actor, "provider.update", name, change, api_key=api_key)
+        def guard(before: ProviderConfig | None, after: ProviderConfig | None, keyed: bool) -> None:
+            if before is None or after is None or not keyed or api_key is not None:
+                return
+            moved_to = _moved_host(before.base_url, after.base_url)
+            if moved_to and not _confirms(confirm_host, moved_to):
+                raise ValidationError(
+                    {
+                        "base_url": (
+                            f"the base URL moves {name} to another host ({moved_to}); the "
+                            "stored API key would be sent there. Enter the key again (console: "
+                            "Replace API key; CLI: --api-key-stdin), or confirm the new host "
+                            f"(CLI: --confirm-new-host {moved_to})"
+                        )
+                    }
+                )
+
+        self._mutate(actor, "provider.update", name, change, api_key=api_key, guard=guard)
 
     def set_enabled(self, name: str, enabled: bool, *, actor: str) -> None:
         def change(providers: list[ProviderConfig]) -> list[ProviderConfig]:
@@ -348,7 +465,7 @@ class Registry:
     def rotate_secrets(self, *, actor: str) -> RotationReport:
         """Re-encrypt every stored key under the first secrets key, in one transaction."""
         self.check_secrets()
-        with transaction(self.engine) as s:
+        with transaction(self.engine, write_lock=True) as s:
             rows = list(s.scalars(select(ProviderSecret).with_for_update()))
             rotated = 0
             for row in rows:
@@ -388,6 +505,7 @@ class Registry:
         delete_secret: bool = False,
         audit: Callable[[list[ProviderConfig], list[ProviderConfig]], tuple[Any, Any]]
         | None = None,
+        guard: Callable[[ProviderConfig | None, ProviderConfig | None, bool], None] | None = None,
     ) -> None:
         """Apply `change` to the stored providers; document, secret and audit row commit together.
 
@@ -396,11 +514,21 @@ class Registry:
         self._refuse_env(target)
         if api_key is not None:
             _check_api_key(api_key)
-        with transaction(self.engine) as s:
+        # One transaction that serialises writers: BEGIN IMMEDIATE on SQLite, the document
+        # row locked FOR UPDATE on PostgreSQL; the read below is the one the write is based on.
+        with transaction(self.engine, write_lock=True) as s:
             row = s.get(SystemSetting, PROVIDERS_KEY, with_for_update=True)
-            before_list = self._stored_configs(s)
+            before_list = self._stored_configs(s, row)
             after_list = change(list(before_list))
             validate_set(after_list)
+            before_config = _named(before_list, target)
+            after_config = _named(after_list, target)
+            if after_config is not None and after_config != before_config:
+                problem = host_error(after_config.base_url, self._env)
+                if problem:
+                    raise ValidationError({"base_url": problem})
+            if guard is not None:
+                guard(before_config, after_config, s.get(ProviderSecret, target) is not None)
             if audit is not None:
                 before, after = audit(before_list, after_list)
             else:
@@ -450,6 +578,9 @@ class Registry:
             row.updated_by = actor
 
     def _invalidate(self) -> None:
+        """After our own change: the next snapshot() starts a fresh check and waits for it."""
+        with self._lock:
+            self._check = None
         self._checked_at = float("-inf")
 
     def _refuse_env(self, name: str) -> None:
@@ -467,12 +598,21 @@ class Registry:
         return _ReadSession(self.engine)
 
     @staticmethod
-    def _stored_configs(s: Session) -> list[ProviderConfig]:
-        row = s.get(SystemSetting, PROVIDERS_KEY)
+    def _stored_configs(s: Session, row: SystemSetting | None = None) -> list[ProviderConfig]:
+        try:
+            row = row or s.get(SystemSetting, PROVIDERS_KEY)
+        except ValueError:  # a hand-edited value that is not JSON (SQLite stores text)
+            raise ConfigError(
+                "The stored provider configuration (system_settings key 'llm_providers') is "
+                "malformed: it is not valid JSON. Repair or delete that row; `gatehouse "
+                "history` shows the last change made through GateHouse."
+            ) from None
         return parse_document(row.value) if row else []
 
     def _stored_version(self) -> str:
         with self._session() as s:
+            if self.engine.dialect.name == "postgresql":
+                s.execute(text(f"SET LOCAL statement_timeout = {CHECK_STATEMENT_TIMEOUT_MS}"))
             updated = s.scalar(
                 select(SystemSetting.updated_at).where(SystemSetting.key == PROVIDERS_KEY)
             )
@@ -480,28 +620,71 @@ class Registry:
 
     def _load_snapshot(self) -> Snapshot:
         with self._session() as s:
+            stored = self._stored_configs(s)
             row = s.get(SystemSetting, PROVIDERS_KEY)
             version = row.updated_at.isoformat() if row else "none"
-            stored = self._stored_configs(s)
             secrets = {r.provider_name: r for r in s.scalars(select(ProviderSecret))}
         if not stored:
             env_config = self._env_provider()
+            if env_config is not None:
+                _check_env_provider(env_config, self._env)
             key = settings.get("CODEGEN_API_KEY", self._env)
-            providers = () if env_config is None else (ResolvedProvider(env_config, key),)
+            register_secret(key)
+            problem = api_key_error(key) if key else None
+            providers = (
+                ()
+                if env_config is None
+                else (
+                    ResolvedProvider(env_config, None, f"CODEGEN_API_KEY: {problem}")
+                    if problem
+                    else ResolvedProvider(env_config, key),
+                )
+            )
             return Snapshot(version=version, providers=providers)
-        return Snapshot(
-            version=version, providers=tuple(self._resolve(c, secrets.get(c.name)) for c in stored)
-        )
+        providers = tuple(self._resolve(c, secrets.get(c.name)) for c in stored)
+        self._key_rows = {
+            p.config.name: (row.created_at, row.key_prefix, row.last4)
+            for p in providers
+            if p.api_key is not None and (row := secrets.get(p.config.name)) is not None
+        }
+        return Snapshot(version=version, providers=providers)
 
     def _resolve(self, config: ProviderConfig, secret: ProviderSecret | None) -> ResolvedProvider:
         if secret is None:
             return ResolvedProvider(config, None)
-        if not self.box.can_decrypt(secret.key_fingerprint):
-            return ResolvedProvider(config, None, undecryptable_message([config.name]))
-        try:
-            return ResolvedProvider(config, self.box.open(secret.ciphertext))
-        except SecretsError:
-            return ResolvedProvider(config, None, undecryptable_message([config.name]))
+        if self.box.can_decrypt(secret.key_fingerprint):
+            try:
+                api_key = self.box.open(secret.ciphertext)
+                register_secret(api_key)  # scrubbed from every log line and audit row
+                return ResolvedProvider(config, api_key)
+            except SecretsError:
+                pass
+        kept = self._decrypted_before(config.name, secret)
+        if kept is not None:
+            # `secrets rotate` in another process re-encrypted the same key under a secrets
+            # key this process lacks: keep serving the key it already decrypted.
+            log.warning(
+                "the stored API key of %s was re-encrypted with a secrets key this process "
+                "does not have; serving the key decrypted earlier until restarted with the "
+                "new GATEHOUSE_SECRETS_KEY",
+                config.name,
+            )
+            return ResolvedProvider(config, kept)
+        return ResolvedProvider(config, None, undecryptable_message([config.name]))
+
+    def _decrypted_before(self, name: str, secret: ProviderSecret) -> str | None:
+        """The key of the last snapshot if the stored secret is that same key (same row,
+        prefix and last four characters: what a rotation keeps and a new key changes)."""
+        previous = self._snapshot.get(name) if self._snapshot else None
+        known = self._key_rows.get(name)
+        if previous is None or previous.api_key is None or known is None:
+            return None
+        same = (
+            known == (secret.created_at, secret.key_prefix, secret.last4)
+            and previous.api_key.startswith(secret.key_prefix)
+            and previous.api_key[-4:] == secret.last4
+        )
+        return previous.api_key if same else None
 
     def _key_info(self, secret: ProviderSecret | None) -> KeyInfo | None:
         if secret is None:
@@ -558,12 +741,51 @@ class _ReadSession:
 
 
 def _check_api_key(api_key: str) -> None:
-    if not api_key or not api_key.strip():
-        raise ValidationError({"api_key": "the API key is empty"})
-    if api_key != api_key.strip() or any(c.isspace() for c in api_key):
-        raise ValidationError({"api_key": "the API key contains spaces or line breaks"})
-    if len(api_key) < 8:
-        raise ValidationError({"api_key": "the API key is too short to be real"})
+    problem = api_key_error(api_key)
+    if problem:
+        raise ValidationError({"api_key": problem})
+
+
+def _check_env_provider(config: ProviderConfig, env: Mapping[str, str] | None) -> None:
+    """The CODEGEN_* fallback provider obeys the same rules as a stored one."""
+    try:
+        config.validate()
+        problem = host_error(config.base_url, env)
+        if problem:
+            raise ValidationError({"base_url": problem})
+    except ValidationError as exc:
+        raise ConfigError(
+            f"The fallback provider `env` built from CODEGEN_URL / CODEGEN_MODEL is invalid: "
+            f"{exc}. Fix those environment variables, or add a provider."
+        ) from None
+
+
+def _named(providers: list[ProviderConfig], name: str) -> ProviderConfig | None:
+    return next((p for p in providers if p.name == name), None)
+
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    parsed = urlparse(url)
+    default = {"http": 80, "https": 443}.get(parsed.scheme)
+    return (parsed.hostname or "").lower().rstrip("."), parsed.port or default
+
+
+def _moved_host(before_url: str, after_url: str) -> str | None:
+    """The new host (with its port when not the scheme's default) if the URL moved hosts."""
+    before, after = _host_port(before_url), _host_port(after_url)
+    if before == after or (
+        before[0] == after[0] and before[1] in (80, 443) and after[1] in (80, 443)
+    ):
+        return None  # same host (http -> https on the default ports is not a move)
+    parsed = urlparse(after_url)
+    return parsed.netloc.rsplit("@", 1)[-1].lower() if parsed.port else after[0]
+
+
+def _confirms(confirm_host: str | None, moved_to: str) -> bool:
+    if not confirm_host:
+        return False
+    given = confirm_host.strip().lower().rstrip(".")
+    return given in (moved_to, _host_port(f"http://{moved_to}")[0])
 
 
 def _order_audit(

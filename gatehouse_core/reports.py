@@ -27,7 +27,17 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, String, func, literal_column, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    String,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.exc import OperationalError
 
 from .db import unreachable
@@ -77,8 +87,12 @@ def recent_requests(
     since: timedelta | None = None,
     limit: int = 50,
     status: str | None = None,
+    before: tuple[datetime, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Audit rows, newest first: at most `limit`, optionally within `since` and of `status`."""
+    """Audit rows, newest first: at most `limit`, optionally within `since` and of `status`.
+
+    `before` is a keyset cursor `(created_at, id)` of the last row of the previous page: the
+    page holds the rows that sort after it (older), so pages never skip or repeat a row."""
     if limit < 1:
         raise ConfigError(f"limit {limit} is too small; give 1 or more")
     if status is not None and status not in ATTEMPT_STATUSES:
@@ -88,6 +102,11 @@ def recent_requests(
         query = query.where(T.c.created_at >= _cutoff(since))
     if status is not None:
         query = query.where(T.c.status == status)
+    if before is not None:
+        created_at, row_id = before
+        query = query.where(
+            or_(T.c.created_at < created_at, and_(T.c.created_at == created_at, T.c.id < row_id))
+        )
     return [dict(row) for row in _fetch(engine, query)]
 
 

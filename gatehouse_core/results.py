@@ -13,7 +13,8 @@ COST_SOURCES = ("provider", "estimated", "unknown")
 @dataclass(frozen=True)
 class Attempt:
     """One try against one provider. `wait_ms` is time spent queued for a rate-limit slot
-    plus any backoff before this try."""
+    plus any backoff before this try; `ttft_ms` is this try's time to its first streamed token
+    (from the request being sent), while `ChatResult.ttft_ms` counts from the caller's start."""
 
     provider: str
     model: str
@@ -23,6 +24,7 @@ class Attempt:
     latency_ms: float = 0.0
     wait_ms: float = 0.0
     error_message: str | None = None
+    ttft_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -30,7 +32,10 @@ class Attempt:
 
 @dataclass(frozen=True)
 class ChatResult:
-    """The answer and its accounting. `model` is the model actually used (after routing)."""
+    """The answer and its accounting. `model` is the model actually used (after routing).
+
+    `latency_ms` and `ttft_ms` are measured from the start of the call, so queueing, backoff
+    and failed attempts are included; each attempt's own figures are in `attempts`."""
 
     text: str
     provider: str

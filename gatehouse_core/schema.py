@@ -105,9 +105,12 @@ class LLMRequest(Base):
 
     __tablename__ = "llm_requests"
     __table_args__ = (
-        Index("ix_llm_requests_created_at", "created_at"),
-        Index("ix_llm_requests_provider_created_at", "provider", "created_at"),
-        Index("ix_llm_requests_model_created_at", "model", "created_at"),
+        # Fitted to the queries (0005): time ranges, keyset pages on (created_at, id), retention;
+        # workflow/trace views, which are not rollup dimensions. Totals per provider or model
+        # read llm_usage_hourly, so no index leads with those columns any more.
+        Index("ix_llm_requests_created_at", "created_at", "id"),
+        Index("ix_llm_requests_workflow_created_at", "workflow_id", "created_at"),
+        Index("ix_llm_requests_trace_created_at", "trace_id", "created_at"),
         # One row per attempt: the database itself refuses a duplicate after a retried batch.
         Index("uq_llm_requests_request_attempt", "request_id", "attempt", unique=True),
     )
@@ -224,3 +227,85 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_failed_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """An API token for the HTTP API: only its SHA-256 hash is stored, never the token itself.
+
+    `prefix` is the short public start of the token (`gh_AbCd`) shown in lists; `models` holds
+    fnmatch patterns of allowed model ids (None: any model).
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    monthly_usd: Mapped[float | None] = mapped_column(Money)
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    models: Mapped[list[str] | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Budget(Base):
+    """A monthly USD budget: global (scope 'global', value '') or per provider, source or actor.
+
+    `action` is 'block' (refuse calls that would exceed it) or 'alert' (never refuse).
+    """
+
+    __tablename__ = "budgets"
+    __table_args__ = (Index("uq_budgets_scope", "scope", "scope_value", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    scope_value: Mapped[str] = mapped_column(String(200), default="")
+    monthly_usd: Mapped[float] = mapped_column(Money)
+    action: Mapped[str] = mapped_column(String(8), default="block")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Alert(Base):
+    """One fired alert. The unique (rule, window_start) key makes it fire once per window across
+    every process: the INSERT that conflicts lost the race and does not deliver."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("uq_alerts_rule_window", "rule", "window_start", unique=True),
+        Index("ix_alerts_fired_at", "fired_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(300))
+    threshold: Mapped[float | None]
+    value: Mapped[float | None]
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class AlertDelivery(Base):
+    """One webhook POST of an alert (every retry is its own row)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_alert_id", "alert_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int | None] = mapped_column(BigId)
+    attempt: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    url: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

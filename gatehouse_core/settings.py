@@ -57,7 +57,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "GATEHOUSE_REQUEST_TIMEOUT",
         "120",
-        "Seconds one upstream HTTP request may take before it counts as a timeout.",
+        "Seconds one upstream attempt may take in total (connect, wait, read the whole answer "
+        "or stream) before it is cut and counts as a timeout; keep-alive bytes do not extend it.",
+    ),
+    Setting(
+        "GATEHOUSE_CALL_TIMEOUT",
+        "300",
+        "Seconds one gateway call may take in total: queueing, every retry and fallback. "
+        "Once passed, no further attempt starts and the running one is cut.",
     ),
     Setting(
         "GATEHOUSE_RETRY_AFTER_CAP",
@@ -86,6 +93,25 @@ SETTINGS: tuple[Setting, ...] = (
         "`gatehouse usage`. Storage stays UTC.",
     ),
     Setting(
+        "GATEHOUSE_AUDIT_RETENTION_DAYS",
+        None,
+        "Days of raw audit rows (llm_requests) to keep; a running console deletes older ones "
+        "once a day, the hourly rollups stay. Unset: keep everything.",
+    ),
+    Setting(
+        "GATEHOUSE_PROVIDER_HOSTS",
+        None,
+        "Comma-separated host patterns provider base URLs may point to (e.g. "
+        "openrouter.ai,*.example.com); checked on save, Test connection and models refresh. "
+        "Unset: any host. Link-local and cloud metadata addresses are always refused.",
+    ),
+    Setting(
+        "GATEHOUSE_METRICS",
+        None,
+        "Metric sinks fed once per call: emf (CloudWatch Embedded Metric Format lines on stderr), "
+        "otel (OpenTelemetry spans; needs gatehouse[otel]) or emf,otel. Unset: none.",
+    ),
+    Setting(
         "CODEGEN_PROVIDER",
         None,
         "Fallback provider type (e.g. openrouter) used only while the database has no provider.",
@@ -100,6 +126,27 @@ SETTINGS: tuple[Setting, ...] = (
         "CODEGEN_MODEL",
         "anthropic/claude-sonnet-4",
         "Default model of the fallback provider named `env`.",
+    ),
+    Setting(
+        "GATEHOUSE_API_THREADS",
+        "32",
+        "Threads of the HTTP API's pool that run gateway and database calls (per process); "
+        "the API's concurrent LLM calls are bounded by it.",
+    ),
+    Setting(
+        "GATEHOUSE_API_TIMEOUT",
+        "300",
+        "Seconds one HTTP API request may take before it is answered 504 (streams included).",
+    ),
+    Setting(
+        "GATEHOUSE_API_MAX_BODY_BYTES",
+        "1048576",
+        "Largest HTTP API request body in bytes; larger bodies are refused with 413.",
+    ),
+    Setting(
+        "GATEHOUSE_API_CORS_ORIGINS",
+        None,
+        "Comma-separated origins allowed to call the HTTP API from a browser. Unset: no CORS.",
     ),
 )
 
@@ -124,6 +171,22 @@ def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
         raise SettingError(f"{name}={raw!r} is not a number; unset it or give seconds") from None
     if value < 0:
         raise SettingError(f"{name}={raw!r} must not be negative; unset it or give seconds")
+    return value
+
+
+def get_positive_int(name: str, env: Mapping[str, str] | None = None) -> int | None:
+    """A whole number of at least 1, or None when unset; SettingError for anything else."""
+    raw = get(name, env)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingError(
+            f"{name}={raw!r} is not a whole number of at least 1; unset it or give e.g. 90"
+        )
     return value
 
 

@@ -1,16 +1,20 @@
 """Structured JSON log lines, with secrets scrubbed on the way out.
 
 One line per record: {"ts", "level", "logger", "msg", ...fields}. Callers pass fields as
-`log.info("msg", extra={"fields": {...}})`. A final scrub removes anything shaped like an
-API key or bearer token, so a key cannot reach a log even through an exception message.
+`log.info("msg", extra={"fields": {...}})`. A final scrub removes every API key this process
+knows (each provider's key is registered when the registry decrypts it, and CODEGEN_API_KEY)
+and anything shaped like an API key or bearer token, so a key cannot reach a log or an audit
+row even through an upstream's error message that echoes it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,14 +27,59 @@ LEVELS = {
     "error": logging.ERROR,
 }
 _SECRET_PATTERNS = re.compile(
-    r"(sk-or-v1-[A-Za-z0-9]+|sk-[A-Za-z0-9_\-]{16,}|(?i:bearer)\s+[A-Za-z0-9._\-]+)"
+    r"(sk-or-v1-[A-Za-z0-9]+|sk-[A-Za-z0-9_\-]{16,}|(?:gsk|xai|pplx|csk|fw)[_-][A-Za-z0-9_\-]{16,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]+)"
 )
+REDACTED = "[REDACTED]"
 PROMPT_PREVIEW_CHARS = 200
+_MIN_SECRET_CHARS = 8  # shorter values would redact ordinary words
+_MAX_SECRETS = 10_000  # bounded: a registry re-reading changed keys for months
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_secrets_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str | None) -> None:
+    """Remember an exact secret (a provider's decrypted key) so `scrub` removes it anywhere."""
+    global _secrets_pattern
+    if not value or len(value) < _MIN_SECRET_CHARS or value in _secrets:
+        return
+    with _secrets_lock:
+        if len(_secrets) >= _MAX_SECRETS:
+            _secrets.clear()  # keys still in use are registered again on the next decrypt
+        _secrets.add(value)
+        _secrets_pattern = None
+
+
+def is_registered_secret(value: str) -> bool:
+    return value in _secrets or value == os.environ.get("CODEGEN_API_KEY", "").strip()
+
+
+def looks_like_secret(text: str) -> bool:
+    """True for a value shaped like an API key or bearer token as a whole."""
+    return _SECRET_PATTERNS.fullmatch(text.strip()) is not None
 
 
 def scrub(text: str) -> str:
-    """Replace key- and token-shaped substrings with a marker."""
-    return _SECRET_PATTERNS.sub("[REDACTED]", text)
+    """Replace every known key, and key- and token-shaped substrings, with a marker."""
+    env_key = os.environ.get("CODEGEN_API_KEY", "").strip()
+    if len(env_key) >= _MIN_SECRET_CHARS and env_key in text:
+        text = text.replace(env_key, REDACTED)
+    pattern = _known_secrets_pattern()
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    return _SECRET_PATTERNS.sub(REDACTED, text)
+
+
+def _known_secrets_pattern() -> re.Pattern[str] | None:
+    global _secrets_pattern
+    pattern = _secrets_pattern
+    if pattern is None and _secrets:
+        with _secrets_lock:
+            # Longest first, so a key that contains another is removed whole.
+            ordered = sorted(_secrets, key=len, reverse=True)
+            pattern = _secrets_pattern = re.compile("|".join(map(re.escape, ordered)))
+    return pattern
 
 
 def truncate(text: str, limit: int = PROMPT_PREVIEW_CHARS) -> str:

@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from gatehouse_core.errors import StreamInterrupted
-from gatehouse_core.ui import flash, guard, state
+from gatehouse_core.ui import flash, guard, state, untrusted
 from gatehouse_core.ui import models as catalog_ui
 from gatehouse_core.ui import playground as pg
 from gatehouse_core.ui.errors import shown
@@ -66,29 +65,26 @@ def settings_panel(providers: list[str], labels: dict[str, str]) -> pg.CallSetti
     )
 
 
-def chat(settings: pg.CallSettings) -> None:
+def chat(settings: pg.CallSettings, endpoint: object) -> None:
     turns = pg.history()
+    totals = st.empty()  # filled last, so it counts the answer of this run too
     for turn in turns:
         pg.render_turn(turn)
-    prompt = st.chat_input("Ask something…", key="pg_input")
-    if not prompt:
-        return
-    turns.append({"role": "user", "content": prompt})
-    pg.render_turn(turns[-1])
-    with st.chat_message("assistant"):
-        stream = None
-        try:
-            stream = state.gateway().stream(settings.messages(turns), **settings.kwargs())
-            text = st.write_stream(stream)
-        except StreamInterrupted as exc:
-            turns.append(pg.failed(exc, exc.partial_text))
-        except Exception as exc:
-            turns.append(pg.failed(exc))
-        else:
-            turns.append(pg.answered(text if isinstance(text, str) else "", stream.result))
-        if turns[-1]["error"]:
-            st.error(turns[-1]["error"], icon=":material/error:")
-        pg.render_details(turns[-1]["meta"])
+    prompt = st.chat_input("Ask something…", key="pg_input") or st.session_state.pop(
+        pg.RETRY_KEY, None
+    )
+    if prompt:
+        turns.append({"role": "user", "content": prompt})
+        pg.render_turn(turns[-1])
+        with st.chat_message("assistant"):
+            pg.stream_answer(state.gateway(), settings, turns)
+    if turns:
+        totals.caption(pg.totals_line(turns))
+    if pg.can_retry(turns):
+        st.button(
+            "Retry last turn", key="pg_retry", icon=":material/replay:", on_click=pg.retry_last
+        )
+    pg.render_code(settings.snippet_call(turns, endpoint))
 
 
 def compare(settings: pg.CallSettings, labels: dict[str, str]) -> None:
@@ -117,11 +113,11 @@ def compare(settings: pg.CallSettings, labels: dict[str, str]) -> None:
     st.dataframe(pg.compare_rows(done["outcomes"]), key="pg_compare_table", hide_index=True)
     for column, outcome in zip(st.columns(len(done["outcomes"])), done["outcomes"], strict=True):
         with column:
-            st.markdown(f"**{outcome['model']}**")
+            st.markdown(f"**{untrusted.text(outcome['model'])}**")
             if outcome["error"]:
-                st.error(outcome["error"], icon=":material/error:")
+                pg.show_error(outcome["error"])
             else:
-                st.markdown(outcome["result"]["text"])
+                st.markdown(untrusted.markdown(outcome["result"]["text"]))
                 pg.render_details(outcome["result"])
 
 
@@ -143,4 +139,7 @@ with shown():
     if mode == "Compare":
         compare(settings, labels)
     else:
-        chat(settings)
+        chosen = [v for v in views if v.name == settings.provider]
+        enabled = [v for v in views if v.config.enabled]
+        default = [v for v in enabled if v.config.is_default]
+        chat(settings, (chosen or default or enabled or views)[0].config)

@@ -8,7 +8,7 @@ import streamlit as st
 from gatehouse_core.registry import ProviderView, undecryptable_message
 from gatehouse_core.ui import flash, forms, guard, state
 from gatehouse_core.ui import providers as ui
-from gatehouse_core.ui.errors import message_for, shown
+from gatehouse_core.ui.errors import console_wording, message_for, shown
 from gatehouse_core.ui.sidebar import gateway_health
 from gatehouse_core.verify import verify_provider
 
@@ -47,6 +47,7 @@ def add_provider() -> None:
 
 
 def save_provider(name: str) -> None:
+    before = ui.default_name(registry.providers())
     changes, api_key, errors = ui.read_fields(EDIT)
     ss[ui.key(EDIT, "api_key")] = ""
     try:
@@ -59,8 +60,16 @@ def save_provider(name: str) -> None:
         return
     forms.clear_errors(EDIT)
     ss.pop(LOADED, None)  # reload the form from what was stored
-    flash.push("success", f"Saved {name}" + (" and replaced its API key." if api_key else "."))
+    saved = f"Saved {name}" + (" and replaced its API key." if api_key else ".")
+    flash.push("success", with_default_change(saved, before))
     warn_unknown_model(changes["default_model"])
+
+
+def with_default_change(done: str, before: str | None) -> str:
+    """`done`, plus which provider is the default now if the change moved it."""
+    views = registry.providers()
+    note = ui.default_change(before, ui.default_name(views)) if views else ""
+    return f"{done} {note}" if note and note not in done else done
 
 
 def warn_unknown_model(model: str) -> None:
@@ -68,10 +77,11 @@ def warn_unknown_model(model: str) -> None:
     with contextlib.suppress(Exception):  # a catalog hiccup must not hide the success
         warning = state.catalog().check_model(model)
         if warning:
-            flash.push("warning", warning)
+            flash.push("warning", console_wording(warning))
 
 
 def run_action(done: str, action: Callable[..., object], *args: object, **kwargs: object) -> None:
+    before = ui.default_name(registry.providers())
     try:
         action(*args, actor=user.username, **kwargs)
     except Exception as exc:
@@ -79,7 +89,7 @@ def run_action(done: str, action: Callable[..., object], *args: object, **kwargs
         return
     ss.pop(PENDING_DELETE, None)
     ss.pop(LOADED, None)
-    flash.push("success", done)
+    flash.push("success", with_default_change(done, before))
 
 
 def ask_delete(name: str) -> None:
@@ -164,7 +174,7 @@ def edit_form(view: ProviderView) -> None:
         forms.clear_errors(EDIT)
         ss[LOADED] = view.name
     with st.expander(f"Edit {view.name}", expanded=bool(forms.errors(EDIT))):
-        st.caption(f"Stored API key: {ui.key_text(view)}")
+        st.caption(ui.manage_caption(view))
         forms.leftover_errors(EDIT, set(ui.FIELDS))
         with st.form("provider_edit_form"):
             ui.render_fields(EDIT, EDIT, adding=False)
@@ -199,17 +209,18 @@ with shown():
     views = registry.providers()
     locked = [v.name for v in views if v.key_status == "undecryptable"]
     if locked:
-        st.warning(undecryptable_message(locked), icon=":material/key_off:")
+        st.warning(console_wording(undecryptable_message(locked)), icon=":material/key_off:")
     if views:
         st.dataframe(
-            ui.table_rows(views, gateway_health()),
+            ui.table_rows(
+                views,
+                gateway_health(),
+                state.catalog().unknown_default_models([v.config for v in views]),
+            ),
             key="providers_table",
             hide_index=True,
             width="stretch",
-            column_config={
-                "Default": st.column_config.CheckboxColumn(),
-                "Enabled": st.column_config.CheckboxColumn(),
-            },
+            column_config=ui.TABLE_COLUMNS,
         )
         st.subheader("Manage")
         names = [v.name for v in views]

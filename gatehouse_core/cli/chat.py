@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import StreamInterrupted
 from ..results import ChatResult
-from .context import Context
+from .context import Context, refuse_pasted_key
 from .output import print_json
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ def _gateway(ctx: Context) -> Gateway:
 
 
 def chat(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.model, ctx.registry, "--model")
+    refuse_pasted_key(args.provider, ctx.registry, "--provider")
     messages = [{"role": "system", "content": args.system}] if args.system else []
     messages.append({"role": "user", "content": args.message})
     options = {
@@ -112,6 +114,7 @@ def summary(result: ChatResult) -> str:
 def test_provider(args: argparse.Namespace, ctx: Context) -> int:
     from ..verify import verify_provider  # imports the openai SDK: only when testing
 
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
     report = verify_provider(ctx.registry, args.name, timeout=args.timeout)
     if args.json:
         print_json(report.to_json())

@@ -56,13 +56,21 @@ def refresh_models(args: argparse.Namespace, ctx: Context) -> int:
         )
         return 1
     progress = None if args.json else _print_progress
-    results = Catalog(ctx.engine).refresh(providers, on_progress=progress)
+    catalog = Catalog(ctx.engine)
+    results = catalog.refresh(providers, on_progress=progress)
     if args.json:
         print_json([r.to_json() for r in results])
     else:
         ok = [r for r in results if r.ok]
-        models = sum(r.count for r in ok)
-        print(f"Refreshed {len(ok)} of {len(results)} providers: {models} models stored")
+        # Distinct models: providers on one upstream list the same models.
+        models = catalog.stored_count()
+        print(f"Refreshed {len(ok)} of {len(results)} providers: {models} models in the catalog")
+        for name, model in catalog.unknown_default_models(providers).items():
+            print(
+                f"warning: the default model of {name}, {model}, is not in the catalog; "
+                f"fix it with: gatehouse providers update {name} --model MODEL",
+                file=sys.stderr,
+            )
     return 0 if any(r.ok for r in results) else 1
 
 

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..providers import PROVIDER_TYPES, ProviderConfig, RateLimit
 from ..registry import ProviderView, undecryptable_message
 from .chat import register_provider_test
-from .context import Context
+from .context import Context, refuse_pasted_key
 from .output import add_key_source, print_json, print_table, read_api_key
 
 
@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = cmds.add_parser("update", help="change a provider (only the options given)")
     p.add_argument("name")
     _config_options(p, adding=False)
+    p.add_argument(
+        "--confirm-new-host",
+        metavar="HOST",
+        help="allow a --base-url on another host to receive the stored API key",
+    )
     add_key_source(p)
     p.set_defaults(handler=update_provider)
 
@@ -126,6 +131,7 @@ def list_providers(args: argparse.Namespace, ctx: Context) -> int:
             "No providers yet. Add one: gatehouse providers add NAME --base-url URL --model MODEL"
         )
         return 0
+    unknown = _unknown_defaults(ctx, views)
     print_table(
         ["name", "type", "priority", "default", "enabled", "model", "api key", "source"],
         [
@@ -135,17 +141,29 @@ def list_providers(args: argparse.Namespace, ctx: Context) -> int:
                 v.config.priority,
                 v.config.is_default,
                 v.config.enabled,
-                v.config.default_model,
+                v.config.default_model + (" (not in catalog)" if v.name in unknown else ""),
                 _key_display(v),
                 v.config.source,
             ]
             for v in views
         ],
     )
+    if unknown:
+        print(
+            f"\n{len(unknown)} default model(s) are not in the refreshed catalog; check the "
+            "spelling (gatehouse models --search TEXT)"
+        )
     return 0
 
 
+def _unknown_defaults(ctx: Context, views: list[ProviderView]) -> dict[str, str]:
+    from ..catalog import Catalog
+
+    return Catalog(ctx.engine).unknown_default_models([v.config for v in views])
+
+
 def show_provider(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
     view = ctx.registry.get(args.name)
     _warn_undecryptable([view])
     if args.json:
@@ -178,6 +196,7 @@ def show_provider(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def add_provider(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
     api_key = read_api_key(args.api_key_env, args.api_key_stdin)
     priority = ctx.registry.next_priority() if args.priority is None else args.priority
     config = ProviderConfig(
@@ -199,6 +218,7 @@ def add_provider(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def update_provider(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
     api_key = read_api_key(args.api_key_env, args.api_key_stdin)
     changes: dict[str, Any] = {}
     for arg, field in (
@@ -217,40 +237,47 @@ def update_provider(args: argparse.Namespace, ctx: Context) -> int:
     if args.enabled:
         changes["enabled"] = True
     changes.update(_limits_given(args))
-    if args.header:
-        headers = dict(ctx.registry.get(args.name).config.headers)
-        for name, value in args.header:
-            if value:
-                headers[name] = value
-            else:
-                headers.pop(name, None)
-        changes["headers"] = headers
-    if not changes and api_key is None:
+    # Header edits are applied inside the registry's transaction (no read-then-write here).
+    headers_set = {name: value for name, value in args.header if value}
+    headers_remove = [name for name, value in args.header if not value]
+    if not changes and api_key is None and not args.header:
         raise ConfigError("nothing to update: give at least one option (see --help)")
-    ctx.registry.update(args.name, actor=ctx.actor, api_key=api_key, **changes)
+    ctx.registry.update(
+        args.name,
+        actor=ctx.actor,
+        api_key=api_key,
+        headers_set=headers_set,
+        headers_remove=headers_remove,
+        confirm_host=args.confirm_new_host,
+        **changes,
+    )
     print(f"Updated provider {args.name}")
     return 0
 
 
 def remove_provider(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
     ctx.registry.remove(args.name, actor=ctx.actor)
     print(f"Removed provider {args.name} and its stored key")
     return 0
 
 
 def enable_provider(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
     ctx.registry.set_enabled(args.name, True, actor=ctx.actor)
     print(f"Enabled provider {args.name}")
     return 0
 
 
 def disable_provider(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
     ctx.registry.set_enabled(args.name, False, actor=ctx.actor)
     print(f"Disabled provider {args.name}")
     return 0
 
 
 def set_key(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
     api_key = read_api_key(args.api_key_env, args.api_key_stdin)
     assert api_key is not None  # the argument group is required
     ctx.registry.set_key(args.name, api_key, actor=ctx.actor)

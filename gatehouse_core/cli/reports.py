@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..reports import USAGE_GROUPINGS, parse_since, recent_requests, usage_report
 from ..results import ATTEMPT_STATUSES
 from ..spend.periods import Period, days_between, local_day, parse_date
+from . import spend
 from .context import Context
 from .output import print_json, print_table
 
@@ -58,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     p = cmds.add_parser("flush", help="import audit rows spilled while the database was down")
     p.set_defaults(handler=audit_flush)
+    spend.register_audit(cmds)  # `audit prune` lives with the other spend commands
 
 
 def requests(args: argparse.Namespace, ctx: Context) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from .errors import message_for
+from .format import clip
 
 _KEY = "gh_flash"
 _ICONS = {
@@ -17,7 +18,7 @@ _ICONS = {
 
 def push(kind: str, message: str, *, slot: str = "page") -> None:
     """Queue a message (`success`, `warning`, `error` or `info`) for the next `show(slot)`."""
-    st.session_state.setdefault(_KEY, []).append((slot, kind, message))
+    st.session_state.setdefault(_KEY, []).append((slot, kind, clip(message)))
 
 
 def push_error(exc: BaseException, *, slot: str = "page") -> None:

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 PER_MILLION = 1_000_000
+MESSAGE_CHARS = 300  # the most of any one message the console shows
 
 
 def usd(amount: float | None) -> str:
-    """A cost: `$0.000123` for tiny amounts, `$1.23` from a cent up, `—` when unknown."""
+    """A cost: `$1.23` from a cent up; below that two significant digits (`$0.000012`,
+    `$0.0000000034`), so a tiny cost never reads `$0.` or `$0`; `—` when unknown."""
     if amount is None:
         return "—"
     if amount == 0:
         return "$0"
     if abs(amount) >= 0.01:
         return f"${amount:,.2f}"
-    return f"${amount:.6f}".rstrip("0")
+    sign = "-" if amount < 0 else ""
+    digits = max(2, -math.floor(math.log10(abs(amount))) + 1)  # two significant digits
+    return f"{sign}${abs(amount):.{digits}f}".rstrip("0")
+
+
+def clip(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """Shorten text shown in a message: its start and end, with the number of characters
+    left out, so a 5,000-character value cannot fill the page but the fix stays readable."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{text[:head]}…[{len(text) - head - tail:,} characters]…{text[-tail:]}"
 
 
 def per_million(price_per_token: float | None) -> str:

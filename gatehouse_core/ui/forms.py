@@ -45,9 +45,11 @@ def leftover_errors(form: str, shown_fields: set[str]) -> None:
 
 def validation_errors(exc: Exception) -> dict[str, str]:
     """Field errors from a ValidationError; any other error under GENERAL."""
-    if isinstance(exc, ValidationError):
-        return dict(exc.errors)
     from .errors import message_for
+    from .format import clip
+
+    if isinstance(exc, ValidationError):  # values are echoed: a huge one must not fill the page
+        return {field: clip(message) for field, message in exc.errors.items()}
 
     return {GENERAL: message_for(exc)}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -27,16 +29,70 @@ def forget() -> None:
     _entries.clear()
 
 
+def author(entry: CatalogEntry) -> str:
+    """Who made the model: the part of its id before the slash (`anthropic`)."""
+    return entry.id.partition("/")[0] if "/" in entry.id else "—"
+
+
+def is_free(entry: CatalogEntry) -> bool:
+    return entry.prompt_price == 0 and entry.completion_price == 0 and not entry.request_price
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The Models page's filters; empty/None means "any"."""
+
+    free_only: bool = False
+    authors: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    min_context: int | None = None
+    max_input_per_million: float | None = None
+    max_output_per_million: float | None = None
+
+    def keeps(self, entry: CatalogEntry) -> bool:
+        return (
+            (not self.free_only or is_free(entry))
+            and (not self.authors or author(entry) in self.authors)
+            and (not self.sources or entry.source in self.sources)
+            and _at_least(entry.context_length, self.min_context)
+            and _at_most(entry.prompt_per_million, self.max_input_per_million)
+            and _at_most(entry.completion_per_million, self.max_output_per_million)
+        )
+
+
+def _at_least(value: float | None, bound: float | None) -> bool:
+    return bound is None or (value is not None and value >= bound)
+
+
+def _at_most(value: float | None, bound: float | None) -> bool:
+    """An unknown price never passes a price limit: it could be anything."""
+    return bound is None or (value is not None and value <= bound)
+
+
+def filtered(found: Iterable[CatalogEntry], filters: Filters) -> list[CatalogEntry]:
+    return [e for e in found if filters.keeps(e)]
+
+
 def row(entry: CatalogEntry) -> dict[str, Any]:
     return {
         "Model id": entry.id,
         "Name": entry.name,
+        "Author": author(entry),
         "Context": entry.context_length,
         "Input $/1M": entry.prompt_per_million,
         "Output $/1M": entry.completion_per_million,
+        "Free": "free" if is_free(entry) else "",
         "Source": entry.source,
         "Last refreshed": entry.refreshed_at,
     }
+
+
+ROW_PX, MAX_TABLE_PX = 35, 21 * 35 + 3  # header and 20 rows
+
+
+def table_height(rows: int) -> int:
+    """Tall enough for up to ~20 rows (not a 10-row box); past that the table scrolls."""
+    return min(ROW_PX * (rows + 1) + 3, MAX_TABLE_PX)
 
 
 COLUMN_CONFIG = {

@@ -71,25 +71,66 @@ def health_text(health: Any | None, now: float) -> str:
     return " · ".join(parts) or "no calls yet"
 
 
-def table_rows(views: list[ProviderView], health: list[Any] | None) -> list[dict[str, Any]]:
+def table_rows(
+    views: list[ProviderView],
+    health: list[Any] | None,
+    unknown_models: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per provider, Health right after the name: the column an admin most wants
+    must be on screen. Default and Enabled are words, not (unclickable) checkboxes.
+    `unknown_models` (catalog.unknown_default_models) marks mistyped default models."""
     by_name = {h.name: h for h in health or []}
+    unknown = unknown_models or {}
     now = time.monotonic()
     return [
         {
             "Name": v.name,
-            "Type": v.config.type,
+            "Health": health_text(by_name.get(v.name), now),
+            "Status": ("default · " if v.config.is_default else "")
+            + ("enabled" if v.config.enabled else "disabled"),
             "Priority": v.config.priority,
-            "Default": v.config.is_default,
-            "Enabled": v.config.enabled,
-            "Default model": v.config.default_model,
+            "Default model": v.config.default_model
+            + (" ⚠ not in the catalog" if v.name in unknown else ""),
             "Rate limits": limits_text(v.config.rate_limit),
             "API key": key_text(v),
-            "Key set": format.when(v.key.rotated_at) if v.key else "—",
             "Source": v.config.source,
-            "Health": health_text(by_name.get(v.name), now),
         }
         for v in views
     ]
+
+
+# Widths in pixels that add up to less than the main area at 1400 px with the sidebar open
+# (938 px): nothing, Health least of all, is off-screen. Type and when the key was set are in
+# the Manage section.
+TABLE_COLUMNS = {
+    "Name": st.column_config.TextColumn(width=110),
+    "Health": st.column_config.TextColumn(width=200, help="Last success, failure or cooldown"),
+    "Status": st.column_config.TextColumn(width=110),
+    "Priority": st.column_config.NumberColumn(width=55, help="1 is tried first"),
+    "Default model": st.column_config.TextColumn(width=150),
+    "Rate limits": st.column_config.TextColumn(width=100),
+    "API key": st.column_config.TextColumn(width=100),
+    "Source": st.column_config.TextColumn(width=90),
+}
+
+
+def manage_caption(view: ProviderView) -> str:
+    """Type and key details of the provider being managed (kept out of the narrow table)."""
+    set_at = f", set {format.when(view.key.rotated_at)}" if view.key else ""
+    return f"Stored API key: {key_text(view)}{set_at} · type {view.config.type}"
+
+
+def default_name(views: list[ProviderView]) -> str | None:
+    return next((v.name for v in views if v.config.is_default), None)
+
+
+def default_change(before: str | None, after: str | None) -> str:
+    """What a change did to the default provider, for the success message ('' if nothing)."""
+    if before == after:
+        return ""
+    if after is None:
+        return "No provider is the default now: enable one and make it the default."
+    return f"{after} is now the default provider."
 
 
 # ---- form ------------------------------------------------------------------------------
@@ -156,9 +197,12 @@ def render_fields(form: str, prefix: str, *, adding: bool) -> None:
             placeholder="anthropic/claude-sonnet-4",
         )
         forms.field_error(form, "default_model")
+        # No min_value on number fields: with one, the browser snaps an emptied field to the
+        # minimum and blocks an out-of-range value with only a tooltip. read_fields checks
+        # the range instead and the message appears under the field.
         st.number_input(
             "Priority (1 is tried first)",
-            min_value=1,
+            value=None,
             step=1,
             key=key(prefix, "priority"),
         )
@@ -174,7 +218,7 @@ def render_fields(form: str, prefix: str, *, adding: bool) -> None:
         ):
             st.number_input(
                 label,
-                min_value=1,
+                value=None,  # empty means no limit, in the add and the edit form alike
                 step=1,
                 key=key(prefix, field),
                 placeholder="no limit",
@@ -201,19 +245,25 @@ def read_fields(prefix: str) -> tuple[dict[str, Any], str | None, dict[str, str]
     """(config changes, API key or None, form errors found before calling the registry)."""
     ss = st.session_state
     headers, header_error = forms.parse_headers(ss.get(key(prefix, "headers"), ""))
+    errors = {"headers": header_error} if header_error else {}
+    priority = forms.optional_int(ss.get(key(prefix, "priority")))
     changes: dict[str, Any] = {
         "type": ss.get(key(prefix, "type"), PROVIDER_TYPES[0]),
         "base_url": (ss.get(key(prefix, "base_url")) or "").strip(),
         "default_model": (ss.get(key(prefix, "default_model")) or "").strip(),
-        "priority": forms.optional_int(ss.get(key(prefix, "priority"))) or 1,
+        "priority": priority,
         "is_default": bool(ss.get(key(prefix, "is_default"))),
         "enabled": bool(ss.get(key(prefix, "enabled"), True)),
         "headers": headers,
     }
+    if priority is None or priority < 1:
+        errors["priority"] = "must be a whole number of at least 1 (1 is tried first)"
     for field in LIMIT_FIELDS:
         changes[field] = forms.optional_int(ss.get(key(prefix, field)))
+        if changes[field] is not None and changes[field] < 1:
+            errors[field] = f"must be at least 1, not {changes[field]}; leave it empty for no limit"
     api_key = (ss.get(key(prefix, "api_key")) or "").strip() or None
-    return changes, api_key, ({"headers": header_error} if header_error else {})
+    return changes, api_key, errors
 
 
 def config_from(name: str, changes: Mapping[str, Any]) -> ProviderConfig:

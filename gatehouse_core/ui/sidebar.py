@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +15,7 @@ from sqlalchemy.engine import make_url
 from ..db import describe_url
 from ..errors import GatehouseError
 from ..registry import ProviderView
-from . import session, state
+from . import logs, session, state
 from .errors import message_for
 
 log = logging.getLogger("gatehouse.console")
@@ -61,10 +63,27 @@ def gateway_health() -> list[Any] | None:
 
 
 def render(user: session.SignedIn) -> None:
+    """The whole sidebar at once (health as of before the page ran); prefer `around`."""
+    with around(user):
+        pass
+
+
+@contextmanager
+def around(user: session.SignedIn) -> Iterator[None]:
+    """The sidebar around the page: who and environment first, provider health again after
+    the page ran, so it includes the calls this run made."""
+    logs.configure_once()
     with st.sidebar:
         _who(user)
         st.divider()
         _environment()
+        health = st.empty()
+    # Drawn before the page too: a page that calls st.stop() ends the run, and nothing
+    # drawn after that reaches the browser.
+    with health.container():
+        _providers()
+    yield
+    with health.container():
         _providers()
 
 

@@ -9,7 +9,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gatehouse_core.catalog import Catalog
+from gatehouse_core.providers import RateLimit
 from gatehouse_core.registry import Registry
+from gatehouse_core.ui.providers import LIMIT_FIELDS
 from tests.console.conftest import texts
 from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter
 
@@ -55,10 +57,10 @@ def test_added_key_is_stored_encrypted_and_only_shown_masked(
     assert not at.exception
     assert at.success[0].value == "Added provider primary with its API key."
     [row] = rows(at)
-    assert (row["Name"], row["API key"], row["Default"], row["Source"]) == (
+    assert (row["Name"], row["API key"], row["Status"], row["Source"]) == (
         "primary",
         "sk-or-…a1b2",
-        True,
+        "default · enabled",
         "database",
     )
     assert registry.api_key("primary") == DEFAULT_KEY
@@ -160,7 +162,7 @@ def test_disable_enable_and_make_default(
     assert at.success[0].value == "backup is now the default provider."
     assert registry.get("backup").config.is_default
     at = at.button(key="provider_toggle").click().run()
-    assert at.success[0].value == "Disabled backup."
+    assert at.success[0].value == "Disabled backup. primary is now the default provider."
     assert not registry.get("backup").config.enabled
     assert registry.get("primary").config.is_default  # the default moved on
     assert at.button(key="provider_toggle").label == "Enable"
@@ -247,3 +249,86 @@ def test_saving_a_model_the_catalog_does_not_list_warns(
     at = at.button(key="provider_edit_submit").click().run()
     assert at.success[0].value == "Saved primary."
     assert "acme/not-a-listed-model is not in the model catalog" in at.warning[0].value
+
+
+def test_emptying_a_limit_in_the_edit_form_removes_it(
+    providers_page: AppTest, registry: Registry, fake_provider: Callable[..., str]
+) -> None:
+    fake_provider(
+        "primary",
+        rate_limit=RateLimit(requests_per_minute=60, tokens_per_minute=9000, concurrent_requests=4),
+    )
+    at = providers_page.run()
+    for field in LIMIT_FIELDS:
+        at.number_input(key=f"provider_edit_{field}").set_value(None)
+    at = at.button(key="provider_edit_submit").click().run()
+    assert not at.exception
+    assert registry.get("primary").config.rate_limit == RateLimit()
+    assert rows(at)[0]["Rate limits"] == "none"
+    # The fields can be empty in the browser too: they are None-capable (no snapping to 1).
+    for field in LIMIT_FIELDS:
+        assert at.number_input(key=f"provider_edit_{field}").value is None
+
+
+def test_disabling_the_default_in_the_edit_form_says_who_took_over(
+    providers_page: AppTest, registry: Registry, fake_provider: Callable[..., str]
+) -> None:
+    fake_provider("primary")
+    fake_provider("backup", priority=2)
+    at = providers_page.run()
+    at.checkbox(key="provider_edit_enabled").uncheck()
+    at = at.button(key="provider_edit_submit").click().run()
+    assert at.success[0].value == "Saved primary. backup is now the default provider."
+    at = at.button(key="provider_toggle").click().run()  # enable primary again
+    assert at.success[0].value == "Enabled primary."  # restores nothing silently
+    assert registry.get("backup").config.is_default
+
+
+def test_out_of_range_numbers_are_explained_under_their_fields(
+    providers_page: AppTest, registry: Registry, fake_provider: Callable[..., str]
+) -> None:
+    fake_provider("primary")
+    at = providers_page.run()
+    at.number_input(key="provider_edit_priority").set_value(0)
+    at.number_input(key="provider_edit_requests_per_minute").set_value(-5)
+    at = at.button(key="provider_edit_submit").click().run()
+    errors = [e.value for e in at.error]
+    assert "must be a whole number of at least 1 (1 is tried first)" in errors
+    assert "must be at least 1, not -5; leave it empty for no limit" in errors
+    assert registry.get("primary").config.priority == 1  # nothing half-saved
+
+
+def test_a_huge_invalid_name_is_shortened_in_its_message(
+    providers_page: AppTest, registry: Registry
+) -> None:
+    at = fill_add_form(providers_page, name="X" * 5000)
+    [message] = [e.value for e in at.error if "not a valid name" in e.value]
+    assert len(message) < 400 and "characters]" in message
+    assert registry.providers() == []
+
+
+def test_table_puts_health_next_to_the_name_without_checkboxes(
+    providers_page: AppTest, fake_provider: Callable[..., str]
+) -> None:
+    fake_provider("primary")
+    at = providers_page.run()
+    columns = list(at.dataframe[0].value.columns)
+    assert columns[:3] == ["Name", "Health", "Status"]
+    assert "CheckboxColumn" not in str(at.dataframe[0].proto)
+    assert "checkbox" not in str(at.dataframe[0].proto)
+
+
+def test_missing_key_message_points_to_the_page_not_the_cli(
+    app_as: Callable[[str], AppTest], fake_provider: Callable[..., str]
+) -> None:
+    fake_provider("fake", api_key=None)
+    at = (
+        app_as("admin")
+        .switch_page("pages/playground.py")
+        .run()
+        .chat_input(key="pg_input")
+        .set_value("Hello")
+        .run()
+    )
+    [message] = [e.value for e in at.error]
+    assert "Providers page" in message and "gatehouse providers" not in message

@@ -142,3 +142,11 @@ def test_chat_in_a_subprocess_against_the_fake(provider) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Hello from fake OpenRouter\n"
     assert provider.chat_requests[-1].body["messages"][0]["content"] == "from a subprocess"
+
+
+def test_a_key_pasted_as_the_model_is_refused_without_echoing_it(provider, capsys) -> None:
+    for pasted in (DEFAULT_KEY, "gsk_" + "k" * 40):
+        code, out, err = run(capsys, "chat", "hi", "--model", pasted)
+        assert code == 1 and "looks like an API key" in err
+        assert pasted not in out + err
+    assert provider.chat_requests == []

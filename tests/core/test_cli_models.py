@@ -101,9 +101,10 @@ def test_refresh_reports_each_provider_and_stores_the_reachable_ones(capsys, fak
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("up: 335 models in ")
     assert lines[1] == (
-        f"down: failed: could not reach http://127.0.0.1:{port}/api/v1/models: connection refused"
+        f"down: failed: http://127.0.0.1:{port}/api/v1/models did not answer like an "
+        "OpenAI-compatible API; check the provider's base URL (the server log has the details)"
     )
-    assert lines[2] == "Refreshed 1 of 2 providers: 335 models stored"
+    assert lines[2] == "Refreshed 1 of 2 providers: 335 models in the catalog"
     found = run_json(["models", "--json", "--search", "gpt-4o-mini"], capsys)
     assert {m["source"] for m in found} == {"up"}
 
@@ -161,7 +162,7 @@ def test_refresh_and_list_as_a_subprocess(capsys, fake):
     )
 
     assert refreshed.returncode == 0, refreshed.stderr
-    assert "Refreshed 1 of 1 providers: 335 models stored" in refreshed.stdout
+    assert "Refreshed 1 of 1 providers: 335 models in the catalog" in refreshed.stdout
     assert listed.returncode == 0, listed.stderr
     ids = [m["id"] for m in json.loads(listed.stdout)]
     assert "meta-llama/llama-3.3-70b-instruct:free" in ids

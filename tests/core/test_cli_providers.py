@@ -435,3 +435,122 @@ def test_console_script_error_is_one_line_without_traceback() -> None:
     assert done.stderr.strip().splitlines() == [
         "error: No provider named 'ghost'; `gatehouse providers list` shows them"
     ]
+
+
+# ---- header edits, host moves, pasted keys ----------------------------------------------
+
+
+def _add_primary(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRIMARY_KEY", KEY)
+    ok(
+        capsys,
+        "providers",
+        "add",
+        "primary",
+        "--base-url",
+        "https://openrouter.ai/api/v1",
+        "--model",
+        "openai/gpt-4o-mini",
+        "--api-key-env",
+        "PRIMARY_KEY",
+        "--header",
+        "X-Title=GateHouse",
+        "--header",
+        "HTTP-Referer=https://x.example",
+    )
+
+
+def test_header_edit_changes_only_the_named_headers(capsys, monkeypatch) -> None:
+    _add_primary(capsys, monkeypatch)
+    ok(
+        capsys,
+        "providers",
+        "update",
+        "primary",
+        "--header",
+        "X-Title=New",
+        "--header",
+        "HTTP-Referer=",
+    )
+    [shown] = listed(capsys)
+    assert shown["config"]["headers"] == {"X-Title": "New"}
+
+
+def test_moving_the_base_url_to_another_host_needs_a_confirmation(capsys, monkeypatch) -> None:
+    _add_primary(capsys, monkeypatch)
+    line = fails(capsys, "providers", "update", "primary", "--base-url", "https://evil.example/v1")
+    assert "--confirm-new-host evil.example" in line
+    assert listed(capsys)[0]["config"]["base_url"] == "https://openrouter.ai/api/v1"
+    ok(
+        capsys,
+        "providers",
+        "update",
+        "primary",
+        "--base-url",
+        "https://evil.example/v1",
+        "--confirm-new-host",
+        "evil.example",
+    )
+    assert listed(capsys)[0]["config"]["base_url"] == "https://evil.example/v1"
+
+
+@pytest.mark.parametrize("action", ["show", "remove", "enable", "disable", "test"])
+def test_a_key_pasted_as_the_name_is_refused_without_echoing_it(
+    capsys, monkeypatch, action: str
+) -> None:
+    _add_primary(capsys, monkeypatch)
+    for pasted in (KEY, "gsk_" + "Q" * 40):
+        line = fails(capsys, "providers", action, pasted)
+        assert "looks like an API key" in line
+        assert pasted not in line and pasted[-8:] not in line
+
+
+def test_a_stored_key_of_any_shape_is_recognised(capsys, monkeypatch) -> None:
+    odd_key = "Zq7x9KpLmN3vB8wR2tY6uI0oP4aS5dF1"
+    monkeypatch.setenv("ODD_KEY", odd_key)
+    ok(
+        capsys,
+        "providers",
+        "add",
+        "odd",
+        "--base-url",
+        "https://openrouter.ai/api/v1",
+        "--model",
+        "openai/gpt-4o-mini",
+        "--api-key-env",
+        "ODD_KEY",
+    )
+    line = fails(capsys, "providers", "show", "nosuch")
+    assert "No provider named" in line  # an ordinary unknown name is still answered plainly
+    code, out, err = run(capsys, "providers", "show", odd_key)
+    assert code == 1 and odd_key not in out + err and "looks like an API key" in err
+
+
+def test_list_flags_a_default_model_missing_from_the_refreshed_catalog(
+    capsys, monkeypatch, fake_openrouter
+) -> None:
+    ok(
+        capsys,
+        "providers",
+        "add",
+        "good",
+        "--base-url",
+        fake_openrouter.base_url,
+        "--model",
+        "openai/gpt-4o-mini",
+    )
+    ok(
+        capsys,
+        "providers",
+        "add",
+        "typo",
+        "--base-url",
+        fake_openrouter.base_url,
+        "--model",
+        "openai/gpt-4o-mimi",
+    )
+    assert "not in catalog" not in ok(capsys, "providers", "list")
+    run(capsys, "models", "refresh")
+    out = ok(capsys, "providers", "list")
+    assert "openai/gpt-4o-mimi (not in catalog)" in out
+    assert "openai/gpt-4o-mini (not in catalog)" not in out

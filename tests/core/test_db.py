@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,7 +20,7 @@ from gatehouse_core.db import (
 from gatehouse_core.errors import DatabaseUnavailable
 from gatehouse_core.schema import Base, LLMRequest, SystemSetting, utcnow
 
-HEAD = "0005_spend"  # the newest revision shipped in gatehouse_core/migrations/versions
+HEAD = "0007_budgets"  # the newest revision shipped in gatehouse_core/migrations/versions
 
 
 def test_migrations_create_exactly_the_schema_metadata(db_url: str) -> None:
@@ -157,3 +158,76 @@ def test_describe_url_hides_the_password() -> None:
     shown = describe_url("postgresql+psycopg://gate:s3cretpw@db:5432/gatehouse")
     assert "s3cretpw" not in shown and "gate:***@db:5432/gatehouse" in shown
     assert describe_url("::::") == "<unparseable URL>"
+
+
+# ---- bad URLs are never echoed with their password ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql+psycopg://gate:s3cretpw@db:port/gatehouse", "port that is not a number"),
+        ("postgresql+psycopg://gate:s3cretpw@[::1/gatehouse", "port that is not a number"),
+        ("s3cretpw not a url at all", "not a database URL"),
+    ],
+)
+def test_unparseable_url_is_refused_without_its_password(url: str, says: str) -> None:
+    with pytest.raises(DatabaseUnavailable) as caught:
+        make_engine(url)
+    assert says in str(caught.value) and "s3cretpw" not in str(caught.value)
+    assert "s3cretpw" not in describe_url(url)
+
+
+def test_cli_does_not_echo_an_unparseable_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GATEHOUSE_DATABASE_URL": "postgresql+psycopg://u:s3cretpw@h:x/db"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gatehouse_core", "providers", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "s3cretpw" not in done.stdout + done.stderr
+    assert "port that is not a number" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---- six processes migrating one fresh SQLite file at once --------------------------------
+
+
+def test_six_processes_starting_together_on_a_fresh_sqlite_file_all_succeed(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = (
+        "import sys, time\n"
+        "from gatehouse_core.db import make_engine, current_revision\n"
+        "for _ in range(6000):  # bounded: at most 30 s\n"
+        "    if __import__('os').path.exists(sys.argv[2]): break\n"
+        "    time.sleep(0.005)\n"
+        "engine = make_engine(sys.argv[1])\n"
+        "print(current_revision(engine))\n"
+    )
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(6)
+    ]
+    go.write_text("")  # release them together, after the interpreters have started
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert [r[2] for r in results] == [0] * 6, [r[1][-400:] for r in results]
+    assert len({r[0].strip() for r in results}) == 1

@@ -349,6 +349,32 @@ def test_x_ratelimit_reset_sets_the_wait(
     assert 15.0 < sleeps[0] <= 20.0
 
 
+def test_a_reset_in_the_past_waits_the_backoff_not_zero(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, sleeps: list[float]
+) -> None:
+    gateway = gateway_factory("a")
+    past = datetime.now(UTC) - timedelta(seconds=30)
+    fake_openrouter.enqueue(*[Error.rate_limit(reset=past)] * 3, Reply())
+
+    result = gateway.chat(MESSAGES)
+
+    assert result.provider == "a"
+    assert sleeps == BACKOFFS
+
+
+def test_x_ratelimit_reset_in_epoch_seconds_sets_the_wait(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, sleeps: list[float]
+) -> None:
+    gateway = gateway_factory("a")
+    reset = str(int(datetime.now(UTC).timestamp()) + 20)
+    fake_openrouter.enqueue(Error(429, headers={"X-RateLimit-Reset": reset}), Reply())
+
+    gateway.chat(MESSAGES)
+
+    assert len(sleeps) == 1
+    assert 15.0 < sleeps[0] <= 20.0
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -512,6 +538,20 @@ def test_a_success_resets_the_failure_count(
     before = fake_openrouter.chat_count
     gateway.chat(MESSAGES)
     assert models_sent(fake_openrouter)[before] == "test/a"
+
+
+def test_cooldown_counts_failed_calls_not_retries(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, clock: FakeClock
+) -> None:
+    gateway = gateway_factory("a", "b", clock=clock)
+    fake_openrouter.always(Error(503), model="test/a")  # 4 tries per call, then fallback
+
+    for _ in range(2):
+        assert gateway.chat(MESSAGES).provider == "b"
+
+    state = {h.name: h for h in gateway.health()}["a"]
+    assert (state.consecutive_failures, state.cooldown_until) == (2, None)
+    assert models_sent(fake_openrouter).count("test/a") == 8
 
 
 def test_when_every_provider_cools_down_they_are_still_tried(

@@ -10,7 +10,14 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
-from gatehouse_core import Gateway, InvalidRequest, RateLimit, RateLimited, StreamInterrupted
+from gatehouse_core import (
+    AllProvidersFailed,
+    Gateway,
+    InvalidRequest,
+    RateLimit,
+    RateLimited,
+    StreamInterrupted,
+)
 from gatehouse_core.audit import AuditWriter
 from gatehouse_core.db import make_engine
 from gatehouse_core.ratelimit import RateLimiter
@@ -146,6 +153,7 @@ def test_stream_closed_by_the_caller_is_an_incomplete_row(
     stream = gateway.stream(MESSAGES, trace_id="tr-cancel")
     next(stream)
     stream.close()
+    assert gateway.join_drains()  # the rest of the answer is read in the background
     assert writer.flush()
 
     with engine.connect() as conn:
@@ -242,3 +250,93 @@ def test_rows_made_during_a_database_outage_are_written_when_it_returns(
     assert writer.stats.last_error is None
     assert writer.stats.spilled == 0
     assert not list((tmp_path / "spill").glob("*.jsonl"))
+
+
+# ---- marks for the rollups: final_attempt and fallback ---------------------------------------
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def submit(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def close(self) -> None:
+        pass
+
+
+def marks(rows: list) -> list[tuple]:
+    get = (lambda r, k: r[k]) if rows and isinstance(rows[0], dict) else getattr
+    return [
+        (get(r, "provider"), get(r, "status"), get(r, "final_attempt"), get(r, "fallback"))
+        for r in rows
+    ]
+
+
+def test_only_the_answer_is_the_final_row_and_it_says_it_fell_back(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    sink = Sink()
+    gateway = gateway_factory("a", "b", audit=sink)
+    fake_openrouter.enqueue(Error(503), Error(402), model="test/a")
+
+    gateway.chat(MESSAGES)
+
+    assert marks(sink.rows) == [
+        ("a", "error", False, False),
+        ("a", "error", False, False),
+        ("b", "ok", True, True),
+    ]
+
+
+def test_an_answer_from_the_first_provider_is_final_without_fallback(
+    gateway_factory: Factory,
+) -> None:
+    sink = Sink()
+    gateway = gateway_factory("a", "b", audit=sink)
+
+    gateway.chat(MESSAGES)
+
+    assert marks(sink.rows) == [("a", "ok", True, False)]
+
+
+def test_a_failed_call_marks_its_last_attempt_final(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    sink = Sink()
+    gateway = gateway_factory("a", "b", audit=sink)
+    fake_openrouter.always(Error(402))
+
+    with pytest.raises(AllProvidersFailed):
+        gateway.chat(MESSAGES)
+
+    assert marks(sink.rows) == [("a", "error", False, False), ("b", "error", True, True)]
+
+
+def test_an_invalid_request_is_its_own_final_row(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    sink = Sink()
+    gateway = gateway_factory("a", "b", audit=sink)
+    fake_openrouter.enqueue(Error(503), Error(400), model="test/a")
+
+    with pytest.raises(InvalidRequest):
+        gateway.chat(MESSAGES)
+
+    assert marks(sink.rows) == [("a", "error", False, False), ("a", "error", True, False)]
+
+
+def test_marks_reach_the_database(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine, writer: AuditWriter
+) -> None:
+    gateway = gateway_factory("a", "b", audit=writer)
+    fake_openrouter.enqueue(Error(402), model="test/a")
+
+    result = gateway.chat(MESSAGES)
+    assert writer.flush()
+
+    assert marks(rows(engine, result.request_id)) == [
+        ("a", "error", False, False),
+        ("b", "ok", True, True),
+    ]

@@ -249,3 +249,68 @@ def test_failed_attempts_do_not_use_up_the_token_budget(
 
     assert result.provider == "a"
     assert models_sent(fake_openrouter) == ["test/a"] * 4
+
+
+# ---- limits and retries: what each attempt holds and charges ---------------------------------
+
+
+def test_answers_without_usage_keep_their_token_estimate(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    # Each call is estimated at len(content) // 4 + max_tokens = 8 + 100 tokens: 2 fit in 250.
+    gateway = gateway_factory(
+        provider_spec("a", tokens_per_minute=250), limiter=RateLimiter(), queue_timeout=0
+    )
+    fake_openrouter.always(Reply(omit_usage=True))
+    outcomes = []
+    for _ in range(10):
+        try:
+            outcomes.append(gateway.chat(MESSAGES, max_tokens=100).provider)
+        except RateLimited:
+            outcomes.append("refused")
+
+    assert outcomes == ["a", "a"] + ["refused"] * 8
+    assert fake_openrouter.chat_count == 2
+
+
+def test_the_concurrency_slot_is_free_during_a_retry_wait(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    limiter = RateLimiter()
+    limit = RateLimit(concurrent_requests=1)
+    free_while_sleeping: list[bool] = []
+
+    def sleep(seconds: float) -> None:
+        permit = limiter.acquire("a", limit, 1, 0)
+        free_while_sleeping.append(permit is not None)
+        if permit is not None:
+            permit.release()
+
+    gateway = gateway_factory(
+        {"name": "a", "rate_limit": limit}, limiter=limiter, queue_timeout=0, sleep=sleep
+    )
+    fake_openrouter.enqueue(Error(503), Reply())
+
+    result = gateway.chat(MESSAGES)
+
+    assert [a.http_status for a in result.attempts] == [503, 200]
+    assert free_while_sleeping == [True]
+
+
+def test_a_refused_retry_after_a_real_failure_is_not_reported_as_rate_limited(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    # The only request slot of the minute goes to the first try; its retry is refused by the
+    # queue, but the cause of the failure is the 503, not the limit.
+    gateway = gateway_factory(
+        provider_spec("a", requests_per_minute=1), limiter=RateLimiter(), queue_timeout=0
+    )
+    fake_openrouter.enqueue(Error(503))
+
+    with pytest.raises(AllProvidersFailed) as failed:
+        gateway.chat(MESSAGES)
+
+    assert [(a.status, a.error_type) for a in failed.value.attempts] == [
+        ("error", "service_unavailable"),
+        ("rejected", "rate_limit_queue"),
+    ]

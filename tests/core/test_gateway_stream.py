@@ -3,12 +3,15 @@ forms, keep-alive comments, retry and fallback before the first token, interrupt
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import pytest
 
-from gatehouse_core import ChatStream, Gateway, InvalidRequest, StreamInterrupted
+from gatehouse_core import ChatStream, Gateway, InvalidRequest, RateLimit, StreamInterrupted
+from gatehouse_core.catalog import Catalog
 from gatehouse_core.policy import backoff_seconds
+from gatehouse_core.ratelimit import RateLimiter
 from tests.core.conftest import RAND
 from tests.fakes.openrouter import (
     Error,
@@ -205,3 +208,176 @@ def test_mid_stream_error_keeps_the_providers_message_and_code(
 
     attempt = interrupted.value.attempts[0]
     assert (attempt.http_status, attempt.error_type) == (429, "rate_limited")
+
+
+# ---- an abandoned stream -----------------------------------------------------------------------
+
+SLOW_WORDS = " ".join(f"w{i}" for i in range(8))
+
+
+class Sink:
+    """A capturing audit sink: the rows the gateway hands over, in order."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def submit(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_closed_stream_records_the_tokens_cost_and_generation_the_upstream_bills(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    sink = Sink()
+    gateway = gateway_factory("a", audit=sink)
+    fake_openrouter.enqueue(Reply(text=SLOW_WORDS, chunk_delay=0.02))
+
+    stream = gateway.stream(MESSAGES)
+    assert next(stream) == "w0"
+    stream.close()
+    assert gateway.join_drains()
+
+    (row,) = sink.rows
+    prompt = count_prompt_tokens({"messages": MESSAGES})
+    assert (row["status"], row["error_type"]) == ("incomplete", "cancelled")
+    assert (row["input_tokens"], row["output_tokens"]) == (prompt, 8)
+    assert (row["cost_usd"], row["cost_source"]) == (fake_cost(prompt, 8), "provider")
+    assert row["generation_id"].startswith("gen-")
+    assert row["final_attempt"] is True
+
+
+def test_closing_a_stream_frees_its_concurrency_slot_at_once(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    limiter = RateLimiter()
+    limit = RateLimit(concurrent_requests=1)
+    gateway = gateway_factory({"name": "a", "rate_limit": limit}, limiter=limiter)
+    fake_openrouter.enqueue(Reply(text=SLOW_WORDS, chunk_delay=0.05))
+
+    stream = gateway.stream(MESSAGES)
+    next(stream)
+    assert limiter.acquire("a", limit, 1, 0) is None  # held while the caller reads
+    stream.close()
+
+    permit = limiter.acquire("a", limit, 1, 0)
+    assert permit is not None
+    permit.release()
+    assert gateway.join_drains()
+
+
+def test_an_abandoned_stream_settles_its_token_estimate_with_the_real_usage(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    # Estimate: 8 prompt + 200 max_tokens = 208 of 250 tokens; the real usage is 8 + 8 = 16.
+    gateway = gateway_factory(
+        {"name": "a", "rate_limit": RateLimit(tokens_per_minute=250)},
+        limiter=RateLimiter(),
+        queue_timeout=0,
+    )
+    fake_openrouter.enqueue(Reply(text=SLOW_WORDS, chunk_delay=0.02))
+    stream = gateway.stream(MESSAGES, max_tokens=200)
+    next(stream)
+    stream.close()
+    assert gateway.join_drains()
+
+    result = gateway.chat(MESSAGES, max_tokens=200)  # fits only if the estimate was corrected
+
+    assert result.provider == "a"
+
+
+def test_a_dropped_stream_is_released_and_audited_at_garbage_collection(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    sink = Sink()
+    limiter = RateLimiter()
+    limit = RateLimit(concurrent_requests=1)
+    gateway = gateway_factory({"name": "a", "rate_limit": limit}, limiter=limiter, audit=sink)
+    fake_openrouter.enqueue(Reply(text=SLOW_WORDS, chunk_delay=0.02))
+
+    stream = gateway.stream(MESSAGES)
+    for _ in stream:
+        break
+    del stream
+    gc.collect()
+
+    permit = limiter.acquire("a", limit, 1, 0)
+    assert permit is not None
+    permit.release()
+    assert gateway.join_drains()
+    (row,) = sink.rows
+    assert (row["status"], row["error_type"], row["output_tokens"]) == (
+        "incomplete",
+        "cancelled",
+        8,
+    )
+    assert row["cost_source"] == "provider"
+
+
+def test_without_a_final_usage_chunk_the_abandoned_stream_records_an_estimate(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    sink = Sink()
+    gateway = gateway_factory("a", audit=sink)
+    gateway.catalog = Catalog(gateway.registry.engine)
+    fake_openrouter.enqueue(
+        Reply(text=SLOW_WORDS, chunk_delay=0.02, omit_usage=True), model="openai/gpt-4o-mini"
+    )
+
+    stream = gateway.stream(MESSAGES, model="openai/gpt-4o-mini")
+    next(stream)
+    stream.close()
+    assert gateway.join_drains()
+
+    (row,) = sink.rows
+    assert row["cost_source"] == "estimated"
+    assert row["cost_usd"] > 0
+    assert row["input_tokens"] == len(MESSAGES[0]["content"]) // 4
+    assert row["generation_id"].startswith("gen-")
+
+
+def test_the_result_survives_a_second_iteration(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a")
+
+    stream = gateway.stream(MESSAGES)
+    first = "".join(stream)
+    again = list(stream)
+
+    assert first and again == []
+    assert stream.result is not None and stream.result.text == first
+
+
+# ---- time to first token -------------------------------------------------------------------------
+
+
+class TickingClock:
+    """A clock that only moves when the gateway sleeps: waits become exact numbers."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_ttft_counts_from_the_callers_start_and_each_attempt_keeps_its_own(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    clock = TickingClock()
+    gateway = gateway_factory("a", clock=clock, sleep=clock.sleep)
+    fake_openrouter.enqueue(Error(503), Reply(text="one two"))
+
+    stream = gateway.stream(MESSAGES)
+    "".join(stream)
+
+    result = stream.result
+    assert result.ttft_ms == pytest.approx(BACKOFFS[0] * 1000)  # the failed try and its wait
+    assert [a.ttft_ms for a in result.attempts] == [None, 0.0]
+    assert result.attempts[1].to_json()["ttft_ms"] == 0.0

@@ -20,6 +20,7 @@ from gatehouse_core.policy import (
     classify,
     decide,
     retry_after_seconds,
+    retry_wait_seconds,
 )
 
 NOW = 1_800_000_000.0
@@ -133,6 +134,30 @@ def test_x_ratelimit_reset_is_epoch_milliseconds() -> None:
 
 def test_reset_in_the_past_means_no_wait() -> None:
     assert retry_after_seconds({"X-RateLimit-Reset": str(int((NOW - 5) * 1000))}, clock) == 0.0
+
+
+def test_x_ratelimit_reset_in_epoch_seconds_is_understood_too() -> None:
+    assert retry_after_seconds({"X-RateLimit-Reset": str(int(NOW + 20))}, clock) == 20.0
+
+
+def test_small_x_ratelimit_reset_is_seconds_from_now() -> None:
+    assert retry_after_seconds({"X-RateLimit-Reset": "3"}, clock) == 3.0
+
+
+def test_the_wait_before_a_retry_is_never_below_the_backoff() -> None:
+    past = Outcome(Decision.RETRY, "rate_limited", "slow down", 429, retry_after=0.0)
+    longer = Outcome(Decision.RETRY, "rate_limited", "slow down", 429, retry_after=5.0)
+    assert retry_wait_seconds(past, 2, lambda: 1.0) == backoff_seconds(2, lambda: 1.0) > 0
+    assert retry_wait_seconds(longer, 0, lambda: 1.0) == 5.0
+
+
+def test_unexpected_exceptions_fall_back_and_transport_errors_retry() -> None:
+    odd = classify(UnicodeEncodeError("ascii", "Café", 3, 4, "ordinal not in range(128)"))
+    assert (odd.decision, odd.error_type) == (Decision.FALLBACK, "unexpected_error")
+    cut = classify(httpx2.RemoteProtocolError("peer closed connection"))
+    assert (cut.decision, cut.error_type) == (Decision.RETRY, "connection_error")
+    stalled = classify(httpx2.ReadTimeout("timed out"))
+    assert (stalled.decision, stalled.error_type) == (Decision.RETRY, "timeout")
 
 
 @pytest.mark.parametrize("headers", [{}, {"Retry-After": "soon"}, {"X-RateLimit-Reset": "x"}])

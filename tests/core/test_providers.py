@@ -209,3 +209,117 @@ def test_fallback_order_is_default_first_then_priority_and_skips_disabled() -> N
         ]
     )
     assert [p.name for p in order] == ["b", "a", "c"]
+
+
+# ---- rules that must not let a trailing newline or a transport header through -------------
+
+
+@pytest.mark.parametrize("name", ["primary\n", "primary\r\n", "\nprimary"])
+def test_a_name_with_a_line_break_is_refused(name: str) -> None:
+    assert "name" in errors_of(ProviderConfig(name=name))
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o\n", "openai/gpt-4o:free\n", "openai/gpt-4ö"])
+def test_a_model_id_with_a_trailing_newline_or_non_ascii_is_refused(model: str) -> None:
+    assert not is_valid_model_id(model)
+    assert "default_model" in errors_of(provider(default_model=model))
+
+
+@pytest.mark.parametrize(
+    "header", ["Host", "content-length", "Transfer-Encoding", "Connection", "Content-Type"]
+)
+def test_transport_headers_are_refused(header: str) -> None:
+    assert "set by the HTTP client" in errors_of(provider(headers={header: "x"}))["headers"]
+
+
+@pytest.mark.parametrize(
+    "value", ["GateHouse Café", "a\tb", " leading", "trailing ", "", "x" * 1025, "zero\u200bwidth"]
+)
+def test_header_values_must_be_visible_ascii_with_single_spaces(value: str) -> None:
+    assert "headers" in errors_of(provider(headers={"X-Title": value}))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://openrouter.ai/api/v1\r\nX: y",
+        "https://openrouter.ai/api/v1\n",
+        "https://open router.ai/v1",
+        "https://openrouter.ai/\x00v1",
+        "https://bücher.example/v1",
+        "https://openrouter.ai:99999/v1",
+        "https://openrouter.ai:abc/v1",
+    ],
+)
+def test_base_urls_with_control_characters_or_bad_ports_are_refused(url: str) -> None:
+    assert "base_url" in errors_of(provider(base_url=url))
+
+
+# ---- property: whatever validation accepts, the HTTP stack can send ----------------------
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is pinned in requirements-dev.txt
+    given = None
+
+
+if given is not None:
+    from gatehouse_core.providers import api_key_error
+    from gatehouse_core.registry import ResolvedProvider
+
+    _ANY_TEXT = st.text(
+        st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=30
+    )
+    _HEADER_NAMES = st.one_of(
+        st.sampled_from(["X-Title", "HTTP-Referer", "Host", "Content-Length", "X Bad", "Ä"]),
+        _ANY_TEXT,
+    )
+    _HEADER_VALUES = st.one_of(
+        st.sampled_from(["GateHouse", "GateHouse Café", "a\r\nb", " x", "\u200b", "v" * 2000]),
+        _ANY_TEXT,
+    )
+    _KEYS = st.one_of(
+        st.sampled_from(["sk-or-v1-abcdefgh1234", "\ufeffsk-or-v1-abcdefgh", "key\u200bkey12"]),
+        _ANY_TEXT,
+    )
+    _URL_SUFFIXES = st.one_of(
+        st.sampled_from(["", "/", "/api/v1", "\r\n", "/a b", "/é", "?q=1", "#x", "@evil"]),
+        _ANY_TEXT,
+    )
+
+    @settings(
+        max_examples=80,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        headers=st.dictionaries(_HEADER_NAMES, _HEADER_VALUES, max_size=3),
+        api_key=_KEYS,
+        suffix=_URL_SUFFIXES,
+    )
+    def test_every_accepted_config_can_send_a_request(
+        fake_openrouter, headers: dict[str, str], api_key: str, suffix: str
+    ) -> None:
+        import openai
+
+        from gatehouse_core.gateway import default_client_factory
+
+        config = provider(base_url=fake_openrouter.base_url + suffix, headers=headers)
+        try:
+            config.validate()
+        except ValidationError:
+            return
+        if api_key_error(api_key) is not None:
+            return
+        client = default_client_factory(ResolvedProvider(config, api_key), 5.0)
+        before = len(fake_openrouter.requests)
+        try:
+            client.chat.completions.create(
+                model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+        except openai.APIStatusError:
+            pass  # the request reached the upstream: a wrong key or path is fine here
+        finally:
+            client.close()
+        assert len(fake_openrouter.requests) == before + 1  # it was sent, not refused locally

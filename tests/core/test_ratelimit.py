@@ -408,3 +408,61 @@ def test_redis_lost_mid_run_falls_back_and_returns_after_the_retry_period(
     assert take(limiter, limit, 1, tokens=10) == [True]
     assert limiter.storage_kind == "redis" and not limiter.redis_fallback
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+def test_memory_limits_start_no_thread_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    limiter = RateLimiter()
+    limit = RateLimit(requests_per_minute=10**6, tokens_per_minute=10**9)
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for _ in range(20):
+        permit = limiter.acquire("p", limit, 1200, 0)
+        assert permit is not None
+        permit.settle(900)
+        permit.release()
+        time.sleep(0.015)  # longer than `limits`' 10 ms clean-up timer, as between real calls
+
+    assert started == []
+
+
+def test_memory_limits_still_drop_expired_entries() -> None:
+    limiter = RateLimiter(window_seconds=1)
+    limit = RateLimit(requests_per_minute=5)
+    for _ in range(5):
+        assert limiter.acquire("p", limit, 1, 0) is not None
+    time.sleep(1.05)  # past the window and the sweep period
+
+    assert limiter.acquire("p", limit, 1, 0) is not None
+    events = limiter._memory.storage.events  # memory is freed, not only ignored
+    assert sum(len(entries) for entries in events.values()) == 1
+
+
+def test_a_redis_token_refund_is_one_round_trip(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.client import Redis
+
+    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    limit = RateLimit(tokens_per_minute=10**6)
+    sent: list[object] = []
+    real = Redis.execute_command
+
+    def counting(self: Redis, *args: object, **kwargs: object) -> object:
+        sent.append(args[0])
+        return real(self, *args, **kwargs)
+
+    permit = limiter.acquire("p", limit, 900, 0)
+    assert permit is not None
+    monkeypatch.setattr(Redis, "execute_command", counting)
+    permit.settle(600)
+    monkeypatch.undo()
+
+    assert len(sent) == 1
+    other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    assert take(other, limit, 1, tokens=10**6 - 600) == [True]  # the 300 really came back

@@ -517,3 +517,349 @@ def test_a_hand_broken_document_gives_a_clear_error_not_a_crash(
             read()
         assert detail in str(caught.value)
     engine.dispose()
+
+
+# ---- a blackholed database never stalls callers --------------------------------------------
+
+
+def test_blackholed_database_serves_the_cached_snapshot_to_every_caller(
+    postgres_url: str,
+) -> None:
+    import threading
+
+    from sqlalchemy.engine import make_url
+
+    from tests.fakes.tcp_proxy import BlackholeProxy
+
+    target = make_url(postgres_url)
+    proxy = BlackholeProxy(target.port or 5432).start()
+    engine = make_engine(target.set(port=proxy.port).render_as_string(hide_password=False))
+    try:
+        reg = Registry(engine, SecretBox.from_env(), env={}, ttl=0)
+        reg.add(cfg("a"), actor="t", api_key=KEY_A)
+        first = reg.snapshot()
+        proxy.blackhole()  # accepts TCP, never answers: every query now hangs
+
+        got: list[object] = []
+        threads = [threading.Thread(target=lambda: got.append(reg.snapshot())) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)  # a bound for a broken build, not a timing assertion
+        assert not any(t.is_alive() for t in threads), "a caller waited on the blackholed DB"
+        assert got == [first] * 8
+        # Nobody waited for the check: it is still hanging on the blackholed connection.
+        assert reg.check_in_flight
+
+        proxy.stop()  # the hanging connection breaks: the check ends, the cache kept serving
+        proxy.restore()
+        proxy.start()
+        for _ in range(200):
+            if not reg.check_in_flight:
+                break
+            threading.Event().wait(0.05)
+        assert not reg.check_in_flight
+        reg.update("a", actor="t", default_model="openai/gpt-4o")
+        assert reg.snapshot().get("a").config.default_model == "openai/gpt-4o"
+    finally:
+        proxy.stop()
+        engine.dispose()
+
+
+# ---- writers are serialised: no lost updates -----------------------------------------------
+
+
+def test_concurrent_writers_lose_no_update_and_keep_the_audit_chain(db_url: str) -> None:
+    import threading
+
+    Registry(make_engine(db_url), SecretBox.from_env(), env={}).add(
+        cfg("a"), actor="t", api_key=KEY_A
+    )
+    rounds = 50
+    errors: list[BaseException] = []
+
+    def writer(edit: Any) -> None:
+        engine = make_engine(db_url)  # its own engine and pool, like another process
+        reg = Registry(engine, SecretBox.from_env(), env={})
+        try:
+            for i in range(1, rounds + 1):
+                edit(reg, i)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [
+        threading.Thread(
+            target=writer,
+            args=(lambda reg, i: reg.update("a", actor="x", headers_set={"X-A": str(i)}),),
+        ),
+        threading.Thread(
+            target=writer,
+            args=(lambda reg, i: reg.update("a", actor="y", requests_per_minute=i),),
+        ),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    engine = make_engine(db_url)
+    final = Registry(engine, SecretBox.from_env(), env={}).get("a").config
+    assert final.headers == {"X-A": str(rounds)}
+    assert final.rate_limit.requests_per_minute == rounds
+    updates = [r for r in audit_rows(engine) if r.action == "provider.update"]
+    assert len(updates) == 2 * rounds
+    broken = [
+        (prev.id, row.id)
+        for prev, row in zip(updates, updates[1:], strict=False)
+        if row.before != prev.after
+    ]
+    assert broken == []  # each change starts from exactly what the previous one left
+    engine.dispose()
+
+
+def test_header_edits_keep_the_other_headers(registry: Registry) -> None:
+    registry.add(
+        cfg("a", headers={"X-Title": "GateHouse", "HTTP-Referer": "https://x.example"}), actor="t"
+    )
+    registry.update("a", actor="t", headers_set={"x-title": "New"}, headers_remove=["Nope"])
+    registry.update("a", actor="t", headers_remove=["http-referer"])
+    assert dict(registry.get("a").config.headers) == {"x-title": "New"}
+
+
+# ---- a base URL on another host re-targets the stored key ----------------------------------
+
+
+def test_moving_base_url_to_another_host_needs_the_key_or_a_confirmation(
+    registry: Registry,
+) -> None:
+    registry.add(cfg("a", base_url="https://openrouter.ai/api/v1"), actor="t", api_key=KEY_A)
+    before = stored_state(registry.engine)
+    with pytest.raises(ValidationError) as caught:
+        registry.update("a", actor="t", base_url="https://new.example/v1")
+    assert "new.example" in caught.value.errors["base_url"]
+    assert "--confirm-new-host new.example" in caught.value.errors["base_url"]
+    assert stored_state(registry.engine) == before
+    with pytest.raises(ValidationError):
+        registry.update("a", actor="t", base_url="https://new.example/v1", confirm_host="other")
+    registry.update("a", actor="t", base_url="https://new.example/v1", confirm_host="new.example")
+    registry.update("a", actor="t", base_url="https://third.example/v1", api_key=KEY_B)
+    assert registry.api_key("a") == KEY_B
+
+
+def test_same_host_url_changes_and_keyless_providers_need_no_confirmation(
+    registry: Registry,
+) -> None:
+    registry.add(cfg("a", base_url="http://openrouter.ai/api/v1"), actor="t", api_key=KEY_A)
+    registry.update("a", actor="t", base_url="https://openrouter.ai/api/v2")
+    with pytest.raises(ValidationError, match="openrouter.ai:8443"):
+        registry.update("a", actor="t", base_url="https://openrouter.ai:8443/api/v2")
+    registry.add(cfg("b", priority=2), actor="t")
+    registry.update("b", actor="t", base_url="https://elsewhere.example/v1")
+
+
+# ---- validation at every entry -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [KEY_A + "\u200b", "\ufeff" + KEY_A, KEY_A[:20] + "é" + KEY_A[20:], KEY_A + "\n", "sk or v1"],
+)
+def test_keys_with_invisible_or_non_ascii_characters_are_refused(
+    registry: Registry, key: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        registry.add(cfg("a"), actor="t", api_key=key)
+    assert KEY_A not in str(caught.value) and "api_key" in caught.value.errors
+    assert stored_state(registry.engine)[0] is None
+
+
+def test_base_url_with_credentials_is_refused_without_echoing_them(registry: Registry) -> None:
+    with pytest.raises(ValidationError) as caught:
+        registry.add(cfg("a", base_url="https://user:s3cretpw@openrouter.ai/api/v1"), actor="t")
+    assert "user:pw@host" in caught.value.errors["base_url"]
+    assert "s3cretpw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest",
+        "http://[fe80::1]/v1",
+        "http://metadata.google.internal/v1",
+        "http://2852039166/v1",
+        "http://[::ffff:169.254.169.254]/v1",
+    ],
+)
+def test_link_local_and_metadata_hosts_are_never_saved(registry: Registry, url: str) -> None:
+    with pytest.raises(ValidationError, match="not an allowed provider host"):
+        registry.add(cfg("a", base_url=url), actor="t")
+
+
+def test_provider_hosts_allow_list_limits_saves(sqlite_engine: Engine) -> None:
+    env = {"GATEHOUSE_PROVIDER_HOSTS": "openrouter.ai, *.corp.example"}
+    reg = Registry(sqlite_engine, SecretBox.from_env(), env=env)
+    reg.add(cfg("a"), actor="t")
+    reg.add(cfg("b", priority=2, base_url="https://llm.corp.example/v1"), actor="t")
+    with pytest.raises(ValidationError, match="GATEHOUSE_PROVIDER_HOSTS"):
+        reg.add(cfg("c", priority=3, base_url="http://10.0.0.5:8080/v1"), actor="t")
+
+
+# ---- hand-edited documents -----------------------------------------------------------------
+
+
+def _provider_doc(**changes: Any) -> dict[str, Any]:
+    item = {
+        "name": "a",
+        "priority": 1,
+        "is_default": True,
+        "enabled": True,
+        "config": {
+            "base_url": "https://openrouter.ai/api/v1",
+            "default_model": "anthropic/claude-sonnet-4",
+        },
+    }
+    config = changes.pop("config", {})
+    item.update(changes)
+    item["config"].update(config)
+    return {"providers": [item]}
+
+
+@pytest.mark.parametrize(
+    ("document", "detail"),
+    [
+        (_provider_doc(priority="1"), "providers[0].priority is not a whole number"),
+        (_provider_doc(config={"base_url": {"url": "x"}}), "providers[0].config.base_url is not"),
+        (_provider_doc(enabled="yes"), "providers[0].enabled is not true or false"),
+        (_provider_doc(config={"headers": {"X-Title": "Café"}}), "headers"),
+        (_provider_doc(config={"rate_limit": {"requests_per_minute": "60"}}), "rate_limit"),
+        (_provider_doc(config={"default_model": "a/b\n"}), "default_model"),
+    ],
+)
+def test_hand_edited_wrong_types_give_one_clear_config_error(
+    sqlite_url: str, document: object, detail: str
+) -> None:
+    engine = make_engine(sqlite_url)
+    with Session(engine) as s, s.begin():
+        s.add(SystemSetting(key="llm_providers", value=document))
+    registry = Registry(engine, SecretBox.from_env(), ttl=0, env={})
+    for read in (registry.providers, registry.snapshot):
+        with pytest.raises(ConfigError, match="llm_providers.*malformed") as caught:
+            read()
+        assert detail in str(caught.value)
+    engine.dispose()
+
+
+def test_a_missing_base_url_is_an_error_never_openrouter(sqlite_url: str) -> None:
+    document = _provider_doc()
+    del document["providers"][0]["config"]["base_url"]
+    engine = make_engine(sqlite_url)
+    with Session(engine) as s, s.begin():
+        s.add(SystemSetting(key="llm_providers", value=document))
+    with pytest.raises(ConfigError, match=r"providers\[0\].config.base_url is missing"):
+        Registry(engine, SecretBox.from_env(), env={}).snapshot()
+    engine.dispose()
+
+
+def test_non_json_text_is_a_config_error(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO system_settings (key, value, updated_at) VALUES "
+                "('llm_providers', '{not json', '2026-01-01 00:00:00.000000')"
+            )
+        )
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        Registry(engine, SecretBox.from_env(), env={}).providers()
+    engine.dispose()
+
+
+def test_the_last_good_snapshot_keeps_serving_after_a_bad_hand_edit(
+    sqlite_engine: Engine,
+) -> None:
+    reg = Registry(sqlite_engine, SecretBox.from_env(), env={}, ttl=0)
+    reg.add(cfg("a"), actor="t", api_key=KEY_A)
+    good = reg.snapshot()
+    with Session(sqlite_engine) as s, s.begin():
+        row = s.get(SystemSetting, "llm_providers")
+        row.value = _provider_doc(priority="high")
+        row.updated_at = row.updated_at.replace(year=2030)
+    assert reg.snapshot() is good
+    with pytest.raises(ConfigError, match="priority"):
+        reg.providers()
+    with pytest.raises(ConfigError, match="priority"):  # a forced read reports it
+        reg.snapshot(force=True)
+    assert reg.snapshot() is good
+
+
+# ---- secrets rotation gives running workers grace -----------------------------------------
+
+
+def test_a_worker_without_the_new_secrets_key_keeps_serving_a_rotated_key(
+    sqlite_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    old, new = generate_key(), generate_key()
+    Registry(sqlite_engine, SecretBox([old]), env={}).add(cfg("a"), actor="t", api_key=KEY_A)
+    worker = Registry(sqlite_engine, SecretBox([old]), env={}, ttl=0)
+    assert worker.snapshot().get("a").api_key == KEY_A
+    admin = Registry(sqlite_engine, SecretBox([new, old]), env={})
+    admin.rotate_secrets(actor="ops")
+    caplog.set_level("WARNING", logger="gatehouse.registry")
+    served = worker.snapshot().get("a")
+    assert (served.api_key, served.key_error) == (KEY_A, None)
+    assert "re-encrypted with a secrets key this process does not have" in caplog.text
+    assert KEY_A not in caplog.text
+
+    admin.set_key("a", KEY_B, actor="ops")  # a different key: no grace, the worker says so
+    replaced = worker.snapshot().get("a")
+    assert replaced.api_key is None and "cannot decrypt" in replaced.key_error.lower()
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("https://user:s3cretpw@openrouter.ai/api/v1", "user:pw@host"),
+        ("http://169.254.169.254/v1", "not an allowed provider host"),
+        ("https://openrouter.ai/api/v1\r\nX: 1", "not an http(s) URL"),
+    ],
+)
+def test_an_invalid_codegen_url_is_a_config_error_naming_the_variable(
+    sqlite_engine: Engine, url: str, detail: str
+) -> None:
+    reg = Registry(sqlite_engine, SecretBox.from_env(), env={**CODEGEN, "CODEGEN_URL": url})
+    with pytest.raises(ConfigError, match="CODEGEN_URL") as caught:
+        reg.snapshot()
+    assert detail in str(caught.value) and "s3cretpw" not in str(caught.value)
+
+
+def test_two_first_adds_at_once_both_land(db_url: str) -> None:
+    import threading
+
+    make_engine(db_url).dispose()  # migrated once, so both threads start on the same schema
+    barrier = threading.Barrier(2, timeout=30)
+    errors: list[BaseException] = []
+
+    def add(name: str) -> None:
+        engine = make_engine(db_url)
+        try:
+            barrier.wait()
+            Registry(engine, SecretBox.from_env(), env={}).add(cfg(name), actor=name)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    engine = make_engine(db_url)
+    assert sorted(v.name for v in Registry(engine, SecretBox.from_env(), env={}).providers()) == [
+        "a",
+        "b",
+    ]
+    engine.dispose()

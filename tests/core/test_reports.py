@@ -207,3 +207,18 @@ def test_parse_since_reads_number_and_unit(text: str, span: timedelta) -> None:
 def test_parse_since_rejects_other_text(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_since(text)
+
+
+def test_keyset_pages_split_rows_with_the_same_timestamp(engine: Engine) -> None:
+    # r1's two attempts share created_at; the id breaks the tie, so no row is lost or repeated.
+    since = timedelta(days=30)
+    seen: list[int] = []
+    before = None
+    for _ in range(10):  # bounded: 5 rows in pages of 1
+        page = recent_requests(engine, since=since, limit=1, before=before)
+        if not page:
+            break
+        seen += [row["id"] for row in page]
+        before = (page[-1]["created_at"], page[-1]["id"])
+    everything = [row["id"] for row in recent_requests(engine, since=since, limit=50)]
+    assert seen == everything and len(seen) == 5

@@ -60,7 +60,7 @@ def test_unreachable_provider_is_reported_not_raised(registry: Registry) -> None
     add(registry, f"http://127.0.0.1:{closed_port()}/api/v1")
     report = verify_provider(registry, "primary", timeout=2.0)
     assert report.reachable is False and not report.ok
-    assert "connection failed" in report.error
+    assert "did not answer like an OpenAI-compatible API" in report.error
 
 
 def test_provider_without_key_is_reachable_but_not_ok(
@@ -89,3 +89,111 @@ def test_configured_attribution_headers_are_sent(
 def test_unknown_provider_raises_not_found(registry: Registry) -> None:
     with pytest.raises(NotFound, match="No provider named 'ghost'"):
         verify_provider(registry, "ghost")
+
+
+# ---- unexpected /key shapes, redirects, host rules, uniform errors ----------------------
+
+
+@pytest.mark.parametrize(
+    "body", [{"data": [{"limit": 1}]}, [1, 2], "text", {"data": {"limit": "10", "usage": None}}]
+)
+def test_unexpected_key_shapes_read_as_valid_with_unknown_limits(
+    registry: Registry, fake_openrouter: FakeOpenRouter, body: object
+) -> None:
+    fake_openrouter.key_body = body
+    add(registry, fake_openrouter.base_url)
+    report = verify_provider(registry, "primary")
+    assert report.ok and report.key_valid is True
+    assert report.key_limit is None and report.key_usage is None
+
+
+def test_a_redirect_from_models_is_not_followed(
+    registry: Registry, fake_openrouter: FakeOpenRouter
+) -> None:
+    with FakeOpenRouter() as elsewhere:
+        fake_openrouter.models_redirect_to = elsewhere.base_url + "/models"
+        add(registry, fake_openrouter.base_url)
+        report = verify_provider(registry, "primary")
+        assert not report.ok and "did not answer like an OpenAI-compatible API" in report.error
+        assert elsewhere.requests == []
+
+
+def test_a_host_outside_the_allow_list_is_never_contacted(
+    registry: Registry, fake_openrouter: FakeOpenRouter
+) -> None:
+    add(registry, fake_openrouter.base_url)
+    report = verify_provider(registry, "primary", env={"GATEHOUSE_PROVIDER_HOSTS": "x.example"})
+    assert not report.ok and "not an allowed provider host" in report.error
+    assert fake_openrouter.requests == []
+
+
+def test_a_name_resolving_to_a_metadata_address_is_refused_without_connecting() -> None:
+    from gatehouse_core.hosts import host_error
+
+    def resolver(host: str) -> list[str]:
+        assert host == "rebind.example"
+        return ["93.184.216.34", "169.254.169.254"]
+
+    problem = host_error("https://rebind.example/v1", {}, resolve=True, resolver=resolver)
+    assert problem is not None and "not an allowed provider host" in problem
+    assert (
+        host_error("https://ok.example/v1", {}, resolve=True, resolver=lambda h: ["10.0.0.1"])
+        is None
+    )
+
+
+def _serve_once_forever(reply: bytes) -> tuple[socket.socket, int]:
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(reply)
+                except OSError:
+                    pass
+
+    threading.Thread(target=loop, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_errors_do_not_tell_refused_non_http_and_http_ports_apart(registry: Registry) -> None:
+    ssh, ssh_port = _serve_once_forever(b"SSH-2.0-OpenSSH_9.6\r\n")
+    web, web_port = _serve_once_forever(
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 9\r\n"
+        b"Connection: close\r\n\r\nnot found"
+    )
+    ok_page, ok_port = _serve_once_forever(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 6\r\n"
+        b"Connection: close\r\n\r\n<html>"
+    )
+    texts = set()
+    try:
+        for port in (closed_port(), ssh_port, web_port, ok_port):
+            name = f"p{port}"
+            registry.add(
+                ProviderConfig(
+                    name=name,
+                    base_url=f"http://127.0.0.1:{port}/v1",
+                    default_model="openai/gpt-4o-mini",
+                    priority=1,
+                ),
+                actor="t",
+            )
+            report = verify_provider(registry, name, timeout=3.0)
+            texts.add(report.error.replace(str(port), "PORT"))
+    finally:
+        ssh.close()
+        web.close()
+        ok_page.close()
+    assert len(texts) == 1, texts

@@ -185,6 +185,12 @@ class Reply:
     keepalive_comments: bool = True  # ": OPENROUTER PROCESSING" before and between events
     # "empty_choices": the documented `choices: []`; "empty_delta": the real Jan-2026 capture.
     usage_chunk: UsageChunkForm = "empty_choices"
+    omit_usage: bool = False  # no `usage` at all (body field, or the final usage chunk)
+    # Trickle: for this many seconds before the answer, send a keep-alive every
+    # `trickle_interval` (a newline in a JSON body, an SSE comment in a stream), as OpenRouter
+    # does while a model is queued. Each byte resets an idle timeout; only a total deadline cuts it.
+    trickle_seconds: float = 0.0
+    trickle_interval: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -673,11 +679,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _models(self, request: RecordedRequest) -> None:
         fake = self.server.fake
+        if fake.models_redirect_to is not None:
+            self._send_head(302, {"Location": fake.models_redirect_to}, 0)
+            return
         self._send_json(200, models_payload(fake.models, fake.models_shape))
 
     def _key(self, request: RecordedRequest) -> None:
         key = request.api_key or ""
-        self._send_json(200, self.server.fake.key_payload(key))
+        fake = self.server.fake
+        if fake.key_body is not None:  # any JSON value, to test unexpected /key shapes
+            self._send_json(200, fake.key_body)
+            return
+        self._send_json(200, fake.key_payload(key))
 
     def _credits(self, request: RecordedRequest) -> None:
         fake = self.server.fake
@@ -749,7 +762,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply_json(self, gen: _Generation, reply: Reply) -> None:
         headers = {"X-Generation-Id": gen.id, **reply.headers}
-        body = _to_bytes(completion_body(gen))
+        payload = completion_body(gen)
+        if reply.omit_usage:
+            payload.pop("usage")
+        body = _to_bytes(payload)
+        if reply.trickle_seconds > 0:
+            self._trickle_json(body, headers, reply)
+            return
         if not reply.leading_newlines:
             self._pause(reply.delay)
             self._send_json(200, body, headers)
@@ -763,11 +782,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._pause(reply.delay)
         self.wfile.write(body)
 
+    def _trickle_json(self, body: bytes, headers: Mapping[str, str], reply: Reply) -> None:
+        beats = max(1, round(reply.trickle_seconds / reply.trickle_interval))
+        self._send_head(200, {"Content-Type": "application/json", **headers}, beats + len(body))
+        for _ in range(beats):
+            self.wfile.write(b"\n")
+            self.wfile.flush()
+            self._pause(reply.trickle_interval)
+        self.wfile.write(body)
+
     def _stream(
         self, gen: _Generation, reply: Reply, fault: MidStreamError | StreamCut | None = None
     ) -> None:
         self._pause(reply.delay)
         self._start_sse(gen.id, reply.headers)
+        if reply.trickle_seconds > 0:
+            for _ in range(max(1, round(reply.trickle_seconds / reply.trickle_interval))):
+                self._write_chunk(KEEPALIVE_COMMENT)
+                self.wfile.flush()
+                self._pause(reply.trickle_interval)
         if reply.keepalive_comments:
             self._write_chunk(KEEPALIVE_COMMENT)
         self._write_chunk(_sse(chunk_body(gen, "")))
@@ -789,7 +822,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(_sse(event))
         else:
             self._write_chunk(_sse(chunk_body(gen, "", gen.finish_reason)))
-            self._write_chunk(_sse(usage_chunk_body(gen, reply.usage_chunk)))
+            if not reply.omit_usage:
+                self._write_chunk(_sse(usage_chunk_body(gen, reply.usage_chunk)))
             self._write_chunk(DONE_EVENT)
         self._end_chunks()
 
@@ -864,6 +898,10 @@ class FakeOpenRouter:
         self.accept_any_key = accept_any_key
         self.default_reply = Reply()
         self.route_fallback_models = True
+        # Test hooks: `/key` answers exactly this JSON value when set; `/models` answers a
+        # 302 to this URL when set (GateHouse must not follow it).
+        self.key_body: Any = None
+        self.models_redirect_to: str | None = None
         self.validate_models = False
         self.models: list[dict[str, Any]] = json.loads(MODELS_FIXTURE.read_bytes())["data"]
         self.models_shape: ModelsShape = models_shape

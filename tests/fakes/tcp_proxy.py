@@ -4,6 +4,8 @@
     proxy.stop()                            # listener closed, live connections dropped
     proxy.start()                           # forwarding again, same port
     proxy.start(hold=True)                  # accept, but forward nothing until release()
+    proxy.blackhole()                       # accept and read, never answer (live ones too)
+    proxy.restore()                         # drop the black-holed connections, forward again
 
 Threads are bounded: one accept thread, two pump threads per connection, at most
 `max_connections` connections (more are closed at once).
@@ -29,6 +31,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._released = threading.Event()
+        self._blackholed = threading.Event()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._held = 0
@@ -55,6 +58,17 @@ class TcpProxy:
         """Let held connections through (and new ones straight away)."""
         self._released.set()
 
+    def blackhole(self) -> None:
+        """A server that accepts TCP and never answers: bytes sent on live connections and on
+        new ones are read and dropped, nothing comes back. Idempotent."""
+        self._blackholed.set()
+
+    def restore(self) -> None:
+        """End the blackhole: its connections are dropped (their streams lost bytes), new ones
+        are forwarded again."""
+        self._blackholed.clear()
+        self._drop_connections()
+
     @property
     def held(self) -> int:
         """Connections accepted and waiting for release()."""
@@ -64,10 +78,8 @@ class TcpProxy:
     def stop(self) -> None:
         """Close the listener and drop every live connection; idempotent."""
         self._stopping.set()
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
-        for sock in sockets:
-            _close(sock)
+        self._blackholed.clear()
+        self._drop_connections()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = [t for t in self._threads if t.is_alive()]
@@ -82,6 +94,12 @@ class TcpProxy:
         self.stop()
 
     # ---- internals -----------------------------------------------------------------
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            _close(sock)
 
     def _spawn(self, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -119,6 +137,8 @@ class TcpProxy:
             self._held -= 1
         if self._stopping.is_set():
             return _close(client)
+        if self._blackholed.is_set():
+            return self._pump(client, None)
         try:
             upstream = socket.create_connection(self.target, timeout=5)
         except OSError:
@@ -132,17 +152,69 @@ class TcpProxy:
         self._spawn(self._pump, upstream, client)
         self._pump(client, upstream)
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket | None) -> None:
+        """Forward src → dst; while black-holed (or with no dst) read and drop."""
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if dst is not None and not self._blackholed.is_set():
+                    dst.sendall(data)
         except OSError:
             pass
         _close(src)
-        _close(dst)
+        if dst is not None:
+            _close(dst)
 
 
 def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+class BlackholeProxy(TcpProxy):
+    """A TcpProxy that can turn into a black hole: `blackhole()` keeps every connection open
+    and accepts new ones, but from then on forwards nothing either way (a database whose
+    host stopped answering without closing anything). `stop()` closes it all.
+
+        proxy = BlackholeProxy(5432).start()
+        ...                      # traffic flows
+        proxy.blackhole()        # reads and writes now hang
+    """
+
+    def __init__(self, target_port: int, **kwargs: Any):
+        super().__init__(target_port, **kwargs)
+        self._blackholed = threading.Event()
+
+    def blackhole(self) -> None:
+        self._blackholed.set()
+
+    def restore(self) -> None:
+        """Forward again (data swallowed meanwhile stays lost, as on a real network)."""
+        self._blackholed.clear()
+
+    @property
+    def blackholed(self) -> bool:
+        return self._blackholed.is_set()
+
+    def _connect(self, client: socket.socket) -> None:
+        if self._blackholed.is_set():
+            return self._swallow(client)
+        super()._connect(client)
+
+    def _swallow(self, client: socket.socket) -> None:
+        try:
+            while not self._stopping.is_set() and client.recv(65536):
+                pass
+        except OSError:
+            pass
+        _close(client)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if not self._blackholed.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+        _close(src)
+        _close(dst)

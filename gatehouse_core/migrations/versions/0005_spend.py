@@ -1,4 +1,5 @@
-"""Hourly spend rollups (`llm_usage_hourly`) and the final-attempt mark on `llm_requests`.
+"""Hourly spend rollups (`llm_usage_hourly`), the final-attempt mark on `llm_requests`, and
+that table's indexes fitted to the queries.
 
 Revision ID: 0005_spend
 Revises: 0004_sessions
@@ -23,6 +24,16 @@ def upgrade() -> None:
     with op.batch_alter_table("llm_requests") as batch:
         batch.add_column(sa.Column("final_attempt", sa.Boolean(), nullable=True))
         batch.add_column(sa.Column("fallback", sa.Boolean(), nullable=True))
+    # Indexes fitted to the queries: totals per provider/model now read the rollup; keyset
+    # pages order by (created_at, id); workflow and trace views read raw rows by time.
+    op.drop_index("ix_llm_requests_provider_created_at", table_name="llm_requests")
+    op.drop_index("ix_llm_requests_model_created_at", table_name="llm_requests")
+    op.drop_index("ix_llm_requests_created_at", table_name="llm_requests")
+    op.create_index("ix_llm_requests_created_at", "llm_requests", ["created_at", "id"])
+    op.create_index(
+        "ix_llm_requests_workflow_created_at", "llm_requests", ["workflow_id", "created_at"]
+    )
+    op.create_index("ix_llm_requests_trace_created_at", "llm_requests", ["trace_id", "created_at"])
     counters = [
         "calls",
         "attempts",
@@ -62,6 +73,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("uq_llm_usage_hourly_bucket", table_name="llm_usage_hourly")
     op.drop_table("llm_usage_hourly")
+    op.drop_index("ix_llm_requests_trace_created_at", table_name="llm_requests")
+    op.drop_index("ix_llm_requests_workflow_created_at", table_name="llm_requests")
+    op.drop_index("ix_llm_requests_created_at", table_name="llm_requests")
+    op.create_index("ix_llm_requests_created_at", "llm_requests", ["created_at"])
+    op.create_index(
+        "ix_llm_requests_provider_created_at", "llm_requests", ["provider", "created_at"]
+    )
+    op.create_index("ix_llm_requests_model_created_at", "llm_requests", ["model", "created_at"])
     with op.batch_alter_table("llm_requests") as batch:
         batch.drop_column("fallback")
         batch.drop_column("final_attempt")

@@ -1,0 +1,43 @@
+"""What both chat families do around a gateway call: admission, audit ids, answer headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from ..tokens import TokenInfo
+from .errors import PROVIDER_HEADER, REQUEST_ID_HEADER
+from .state import ApiState
+
+WORKFLOW_HEADER = "X-GateHouse-Workflow-Id"
+TRACE_HEADER = "X-GateHouse-Trace-Id"
+SELECT_PROVIDER_HEADER = "X-GateHouse-Provider"  # on a request: the provider to try first
+SOURCE = "api"
+
+
+def admit(state: ApiState, token: TokenInfo, model: str | None, provider: str | None) -> None:
+    """The token's limits, in the order that wastes nothing: model (403), budget (402), and
+    only then a requests-per-minute slot (429), so a refused call does not use up the rate.
+    Blocking: call it in the pool, in the same hop as the gateway call it guards."""
+    chosen = model or state.default_model(provider)
+    if chosen is not None:
+        state.limits.check_model(token, chosen)
+    state.limits.check_budget(token)
+    state.limits.take_rpm(token)
+
+
+def audit_fields(
+    request: Request, token: TokenInfo, workflow_id: str | None, trace_id: str | None
+) -> dict[str, Any]:
+    """`workflow_id`/`trace_id` from the body, else from the X-GateHouse-* request headers."""
+    return {
+        "workflow_id": workflow_id or request.headers.get(WORKFLOW_HEADER) or None,
+        "trace_id": trace_id or request.headers.get(TRACE_HEADER) or None,
+        "source": SOURCE,
+        "actor": token.actor,
+    }
+
+
+def answer_headers(result: Any) -> dict[str, str]:
+    return {REQUEST_ID_HEADER: result.request_id, PROVIDER_HEADER: result.provider}

@@ -1,0 +1,66 @@
+"""Per-token limits over HTTP: model patterns (403), requests per minute (429), budget (402)."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.api.conftest import Api
+
+HELLO = [{"role": "user", "content": "Hello"}]
+
+
+def _complete(api: Api, who: str, model: str | None = None):  # type: ignore[no-untyped-def]
+    body = {"messages": HELLO, **({"model": model} if model else {})}
+    with api.client(who) as client:
+        return client.post("/api/v1/chat/completions", json=body)
+
+
+def test_a_model_outside_the_patterns_is_403(api: Api) -> None:
+    api.token("narrow", models="test/back*")
+    refused = _complete(api, "narrow", "test/primary")
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("permission_error", "model_not_allowed")
+    assert "test/back*" in error["message"]
+    assert api.fake.chat_requests == []  # refused before any upstream call
+    assert _complete(api, "narrow", "test/backup").status_code == 200
+
+
+def test_the_default_model_is_checked_when_none_is_given(api: Api) -> None:
+    api.token("narrow", models="test/backup")
+    assert _complete(api, "narrow").status_code == 403  # the default is test/primary
+
+
+def test_the_sdk_sees_a_permission_error(api: Api) -> None:
+    secret = api.token("narrow", models="openai/*")
+    client = openai.OpenAI(base_url=api.v1, api_key=secret, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model="test/primary", messages=HELLO)
+
+
+def test_requests_per_minute_answer_429_with_retry_after(api: Api) -> None:
+    api.token("slow", rpm=2)
+    assert [_complete(api, "slow").status_code for _ in range(2)] == [200, 200]
+    limited = _complete(api, "slow")
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "60"
+    assert limited.json()["error"]["code"] == "token_rate_limited"
+    assert len(api.fake.chat_requests) == 2
+    assert _complete(api, "operator").status_code == 200  # other tokens are not affected
+
+
+def test_a_spent_monthly_budget_answers_402(api: Api) -> None:
+    api.token("thrifty", monthly_usd=0.000001)
+    assert _complete(api, "thrifty").status_code == 200  # nothing spent yet
+    api.audit_rows()  # the cost reaches llm_requests
+    refused = _complete(api, "thrifty")
+    assert refused.status_code == 402
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    assert "monthly budget" in refused.json()["error"]["message"]
+
+
+def test_a_refused_call_does_not_use_up_the_rate(api: Api) -> None:
+    api.token("both", rpm=1, models="test/backup")
+    assert _complete(api, "both", "test/primary").status_code == 403
+    assert _complete(api, "both", "test/backup").status_code == 200
