@@ -38,6 +38,7 @@ PERMISSION_HELP: dict[str, str] = {
     "models": "browse the model catalog",
     "models.refresh": "refresh the model catalog from the providers",
     "dashboards": "read usage and cost dashboards",
+    "history": "read the configuration change history",
     "users": "manage console users",
 }
 

@@ -16,6 +16,9 @@ workflow_id, trace_id, source, actor`); `created_at` is a tz-aware UTC datetime.
   that fell back from provider A to B counts once for A and once for B, but once in a total.
 - `attempts`: rows (the gateway writes one per upstream attempt).
 - tokens and `cost_usd` sum over every row (failed attempts normally carry none).
+(Kept for library callers; it reads raw rows.) `gatehouse usage` reads `usage_report(...)`,
+which goes through `spend/queries.py` and the hourly rollup like the dashboards, with the
+definitions written there: `requests` counts each call once, in the group of its final attempt.
 """
 
 from __future__ import annotations
@@ -41,9 +44,22 @@ from .db import unreachable
 from .errors import ConfigError
 from .results import ATTEMPT_STATUSES
 from .schema import LLMRequest
+from .spend import queries
+from .spend.periods import Period
 
 GROUPINGS = ("day", "model", "provider")
 USAGE_KEYS = ("group", "requests", "attempts", "input_tokens", "output_tokens", "cost_usd")
+USAGE_GROUPINGS = ("day", "model", "provider", "source", "actor", "status", "workflow")
+# Keys `usage --json` added with the rollup (after USAGE_KEYS, which never change).
+USAGE_EXTRA_KEYS = (
+    "cached_tokens",
+    "reasoning_tokens",
+    "errors",
+    "fallbacks",
+    "cost_per_call_usd",
+    "p50_ms",
+    "p95_ms",
+)
 _SPAN = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 T = LLMRequest.__table__
@@ -129,6 +145,39 @@ def usage_summary(
         }
         for row in _fetch(engine, query)
     ]
+
+
+def usage_report(engine: Engine, period: Period, by: str) -> list[dict[str, Any]]:
+    """`gatehouse usage` rows: USAGE_KEYS then USAGE_EXTRA_KEYS, per display-zone day (oldest
+    first, days without traffic left out) or per group (by cost, highest first)."""
+    if by not in USAGE_GROUPINGS:
+        raise ConfigError(f"cannot group usage by {by!r}; use one of {', '.join(USAGE_GROUPINGS)}")
+    if by == "day":
+        s = queries.series(engine, period)
+        named = [(day.isoformat(), s.total(day)) for day in s.buckets]
+        named = [(name, usage) for name, usage in named if usage.attempts]
+    else:
+        named = [(g.name, g.usage) for g in queries.groups(engine, period, by)]
+    return [_usage_json(name, usage) for name, usage in named]
+
+
+def _usage_json(name: str, u: queries.Usage) -> dict[str, Any]:
+    per_call = u.cost_per_call
+    return {
+        "group": name,
+        "requests": u.calls,
+        "attempts": u.attempts,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cost_usd": round(u.cost_usd, 10),
+        "cached_tokens": u.cached_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "errors": u.error_calls,
+        "fallbacks": u.fallback_calls,
+        "cost_per_call_usd": None if per_call is None else round(per_call, 10),
+        "p50_ms": u.p50_ms,
+        "p95_ms": u.p95_ms,
+    }
 
 
 def _group_column(dialect: str, by: str) -> ColumnElement[Any]:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 
@@ -84,6 +85,12 @@ SETTINGS: tuple[Setting, ...] = (
         "GATEHOUSE_CONFIG_TTL",
         "2",
         "Seconds between checks for provider changes made by other processes.",
+    ),
+    Setting(
+        "GATEHOUSE_TIMEZONE",
+        "UTC",
+        "IANA time zone (e.g. Europe/Berlin) where days and months begin on the dashboards and in "
+        "`gatehouse usage`. Storage stays UTC.",
     ),
     Setting(
         "GATEHOUSE_AUDIT_RETENTION_DAYS",
@@ -215,3 +222,15 @@ def get_duration(name: str, env: Mapping[str, str] | None = None) -> float:
 def home_dir(env: Mapping[str, str] | None = None) -> Path:
     """The local state folder (created on demand by whoever writes into it)."""
     return Path(get("GATEHOUSE_HOME", env) or ".gatehouse")
+
+
+def display_zone(env: Mapping[str, str] | None = None) -> ZoneInfo:
+    """GATEHOUSE_TIMEZONE as a ZoneInfo; SettingError naming the value when it is not a zone."""
+    raw = get("GATEHOUSE_TIMEZONE", env) or "UTC"
+    try:
+        return ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingError(
+            f"GATEHOUSE_TIMEZONE={raw!r} is not an IANA time zone; use a name such as UTC, "
+            "Europe/Berlin or America/New_York"
+        ) from None

@@ -8,9 +8,14 @@
   error_type, error_message, workflow_id, trace_id, source, actor`), `created_at` as an
   ISO 8601 UTC string.
 
-`gatehouse usage [--since 30d] [--by day|model|provider] [--json]`
-  Per group: `requests` (distinct calls), `attempts` (rows), tokens and cost. `--json` prints
-  a list of `{"group", "requests", "attempts", "input_tokens", "output_tokens", "cost_usd"}`.
+`gatehouse usage [--since 30d | --from YYYY-MM-DD [--to YYYY-MM-DD]]
+                [--by day|model|provider|source|actor|status|workflow] [--json]`
+  Per group, from the hourly rollup (workflow: from the raw rows of the range): `requests`
+  (calls, each once, in the group of its final attempt), `attempts` (rows), tokens and cost.
+  Days and `--from/--to` dates are in GATEHOUSE_TIMEZONE. `--json` prints a list of
+  `{"group", "requests", "attempts", "input_tokens", "output_tokens", "cost_usd",
+  "cached_tokens", "reasoning_tokens", "errors", "fallbacks", "cost_per_call_usd", "p50_ms",
+  "p95_ms"}`.
 
 `gatehouse audit flush`
   Imports rows that writers spilled to `<GATEHOUSE_HOME>/audit-spill/*.jsonl` while the
@@ -20,11 +25,15 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
+from .. import settings
 from ..audit import default_spill_dir, import_spilled
-from ..reports import GROUPINGS, parse_since, recent_requests, usage_summary
+from ..errors import ConfigError
+from ..reports import USAGE_GROUPINGS, parse_since, recent_requests, usage_report
 from ..results import ATTEMPT_STATUSES
+from ..spend.periods import Period, days_between, local_day, parse_date
 from . import spend
 from .context import Context
 from .output import print_json, print_table
@@ -38,9 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(handler=requests)
 
-    p = sub.add_parser("usage", help="requests, tokens and cost per day, model or provider")
-    p.add_argument("--since", default="30d", metavar="SPAN", help="e.g. 24h, 30d, 2w")
-    p.add_argument("--by", choices=GROUPINGS, default="day")
+    p = sub.add_parser("usage", help="requests, tokens and cost per day, model, provider, …")
+    p.add_argument("--since", metavar="SPAN", help="e.g. 24h, 30d, 2w (default 30d)")
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day, included")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (default today)")
+    p.add_argument("--by", choices=USAGE_GROUPINGS, default="day")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(handler=usage)
 
@@ -83,21 +94,38 @@ def _request_cells(row: dict[str, Any]) -> list[Any]:
 
 
 def usage(args: argparse.Namespace, ctx: Context) -> int:
-    groups = usage_summary(ctx.engine, since=parse_since(args.since), by=args.by)
+    period, described = _usage_period(args)
+    groups = usage_report(ctx.engine, period, args.by)
     if args.json:
         print_json(groups)
         return 0
     if not groups:
-        print(f"No requests in the last {args.since}.")
+        print(f"No requests {described}.")
         return 0
     headers = (args.by, "requests", "attempts", "input tokens", "output tokens", "cost")
     cells = [
-        [g["group"], g["requests"], g["attempts"], g["input_tokens"], g["output_tokens"]]
-        + [_money(g["cost_usd"])]
+        [g["group"] or "(none)", g["requests"], g["attempts"], g["input_tokens"]]
+        + [g["output_tokens"], _money(g["cost_usd"])]
         for g in groups
     ]
     print_table(headers, cells)
     return 0
+
+
+def _usage_period(args: argparse.Namespace) -> tuple[Period, str]:
+    """The range `--since` or `--from/--to` name, and how to say it in a message."""
+    zone = settings.display_zone()
+    now = datetime.now(UTC)
+    if args.date_from is None and args.date_to is None:
+        since = args.since or "30d"
+        return Period(now - parse_since(since), now, zone), f"in the last {since}"
+    if args.since is not None:
+        raise ConfigError("give either --since or --from/--to, not both")
+    if args.date_from is None:
+        raise ConfigError("--to needs --from; e.g. --from 2026-11-01 --to 2026-11-30")
+    first = parse_date(args.date_from, "--from")
+    last = parse_date(args.date_to, "--to") if args.date_to else local_day(now, zone)
+    return days_between(first, last, zone), f"from {first} to {last}"
 
 
 def audit_flush(args: argparse.Namespace, ctx: Context) -> int:

@@ -32,12 +32,23 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
+    # Overview comes first: it is every role's home page after sign-in.
+    PageSpec(
+        "pages/overview.py", "Overview", ":material/dashboard:", "home", "Spend", "dashboards"
+    ),
+    PageSpec("pages/costs.py", "Costs", ":material/payments:", "spend", "Spend", "dashboards"),
+    PageSpec(
+        "pages/requests.py", "Requests", ":material/list_alt:", "audit-log", "Spend", "dashboards"
+    ),
     PageSpec("pages/playground.py", "Playground", ":material/forum:", "chat", "Use", "playground"),
     PageSpec("pages/models.py", "Models", ":material/view_list:", "catalog", "Use", "models"),
     PageSpec(
         "pages/providers.py", "Providers", ":material/key:", "ai-providers", "Admin", "providers"
     ),
     PageSpec("pages/users.py", "Users", ":material/group:", "people", "Admin", "users"),
+    PageSpec(
+        "pages/history.py", "Change history", ":material/history:", "changes", "Admin", "history"
+    ),
 )
 REQUESTED_KEY = "gh_requested_page"
 

@@ -52,7 +52,16 @@ def test_first_admin_is_created_and_signed_in(users: UserStore) -> None:
     assert not at.exception
     assert users.get("alice").role == "admin"
     assert "**alice**" in at.sidebar.markdown[0].value
-    assert nav_pages(at) == ["Playground", "Models", "Providers", "Users"]
+    assert nav_pages(at) == [
+        "Overview",
+        "Costs",
+        "Requests",
+        "Playground",
+        "Models",
+        "Providers",
+        "Users",
+        "Change history",
+    ]
     assert any("Welcome, alice" in s.value for s in at.success)
     # The setup form is gone for good: a new browser session gets the sign-in form.
     fresh = new_app().run()
@@ -118,9 +127,21 @@ def test_sign_out_ends_the_session(app_as: Callable[[str], AppTest]) -> None:
 @pytest.mark.parametrize(
     ("role", "pages"),
     [
-        ("admin", ["Playground", "Models", "Providers", "Users"]),
-        ("operator", ["Playground", "Models"]),
-        ("viewer", ["Models"]),
+        (
+            "admin",
+            [
+                "Overview",
+                "Costs",
+                "Requests",
+                "Playground",
+                "Models",
+                "Providers",
+                "Users",
+                "Change history",
+            ],
+        ),
+        ("operator", ["Overview", "Costs", "Requests", "Playground", "Models"]),
+        ("viewer", ["Overview", "Costs", "Requests", "Models"]),
     ],
 )
 def test_navigation_holds_only_the_roles_pages(
@@ -138,11 +159,11 @@ def test_providers_page_cannot_be_opened_without_admin(
         at.switch_page("pages/providers.py")
 
 
-def test_viewer_lands_on_models_and_cannot_open_playground(
+def test_viewer_lands_on_overview_and_cannot_open_playground(
     app_as: Callable[[str], AppTest],
 ) -> None:
     at = app_as("viewer")
-    assert [t.value for t in at.title] == ["Models"]
+    assert [t.value for t in at.title] == ["Overview"]
     with pytest.raises(ValueError):
         at.switch_page("pages/playground.py")
 
@@ -230,7 +251,16 @@ def test_sso_identity_gets_its_mapped_role(users: UserStore) -> None:
     at = sso_app(users, "Ann@Example.com")
     assert not at.exception
     assert at.sidebar.markdown[0].value.startswith(":material/account_circle: **ann@example.com**")
-    assert nav_pages(at) == ["Playground", "Models", "Providers", "Users"]
+    assert nav_pages(at) == [
+        "Overview",
+        "Costs",
+        "Requests",
+        "Playground",
+        "Models",
+        "Providers",
+        "Users",
+        "Change history",
+    ]
 
 
 def test_sso_identity_without_a_mapping_is_refused(users: UserStore) -> None:
@@ -245,7 +275,16 @@ def test_setup_and_sign_in_on_postgresql(postgres_url: str, users: UserStore) ->
     assert users.get("alice").role == "admin"
     assert any("**postgresql**" in m.value for m in at.sidebar.markdown)
     at = sign_in(new_app().run(), "alice")
-    assert nav_pages(at) == ["Playground", "Models", "Providers", "Users"]
+    assert nav_pages(at) == [
+        "Overview",
+        "Costs",
+        "Requests",
+        "Playground",
+        "Models",
+        "Providers",
+        "Users",
+        "Change history",
+    ]
 
 
 def test_database_lost_mid_session_shows_cause_not_traceback(

@@ -30,7 +30,9 @@ def test_a_playground_call_writes_its_json_line_to_the_server_log(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_provider("fake")
-    app_as("operator").chat_input(key="pg_input").set_value("Hello").run()
+    app_as("operator").switch_page("pages/playground.py").run().chat_input(
+        key="pg_input"
+    ).set_value("Hello").run()
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line[:1] == "{"]
     [call] = [line for line in lines if line["msg"] == "LLM request completed"]
     assert (call["provider"], call["status"], call["attempts"]) == ("fake", "ok", 1)

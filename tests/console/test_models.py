@@ -19,7 +19,7 @@ def model_ids(at: AppTest) -> list[str]:
 def test_viewer_sees_the_catalog_and_recommendations_without_refresh(
     app_as: Callable[[str], AppTest],
 ) -> None:
-    at = app_as("viewer")
+    at = app_as("viewer").switch_page("pages/models.py").run()
     assert not at.exception
     assert [t.value for t in at.title] == ["Models"]
     assert sorted(model_ids(at)) == sorted(e.id for e in DEFAULT_CATALOG)
@@ -33,7 +33,7 @@ def test_viewer_sees_the_catalog_and_recommendations_without_refresh(
 
 
 def test_search_filters_by_id_or_name(app_as: Callable[[str], AppTest]) -> None:
-    at = app_as("viewer")
+    at = app_as("viewer").switch_page("pages/models.py").run()
     at.text_input(key="models_search").set_value("CLAUDE").run()
     ids = model_ids(at)
     assert ids and all("claude" in i for i in ids)
@@ -59,14 +59,14 @@ def test_admin_refresh_shows_each_provider_and_stores_the_models(
 
 
 def test_free_only_filter_keeps_the_free_models(app_as: Callable[[str], AppTest]) -> None:
-    at = app_as("viewer")
+    at = app_as("viewer").switch_page("pages/models.py").run()
     at.checkbox(key="models_free").check().run()
     assert model_ids(at) == ["meta-llama/llama-3.3-70b-instruct:free"]
     assert list(at.dataframe[0].value["Free"]) == ["free"]
 
 
 def test_author_context_and_price_filters_combine(app_as: Callable[[str], AppTest]) -> None:
-    at = app_as("viewer")
+    at = app_as("viewer").switch_page("pages/models.py").run()
     at.multiselect(key="models_authors").set_value(["anthropic", "google"])
     at.number_input(key="models_min_context").set_value(1_000_000)
     at.number_input(key="models_max_input").set_value(1.0).run()
@@ -76,7 +76,7 @@ def test_author_context_and_price_filters_combine(app_as: Callable[[str], AppTes
 
 
 def test_an_unknown_price_never_passes_a_price_limit(app_as: Callable[[str], AppTest]) -> None:
-    at = app_as("viewer")
+    at = app_as("viewer").switch_page("pages/models.py").run()
     at.number_input(key="models_max_input").set_value(1000.0).run()
     assert "openrouter/auto" not in model_ids(at)  # its price is variable
     assert len(model_ids(at)) == len(DEFAULT_CATALOG) - 1

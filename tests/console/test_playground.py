@@ -26,7 +26,7 @@ UNESCAPED_BRACKET = re.compile(r"(?<!\\)[\[\]]")
 @pytest.fixture
 def playground(app_as: Callable[[str], AppTest], fake_provider: Callable[..., str]) -> AppTest:
     fake_provider("fake")
-    at = app_as("operator")
+    at = app_as("operator").switch_page("pages/playground.py").run()
     assert [t.value for t in at.title] == ["Playground"]
     return at
 
@@ -118,7 +118,7 @@ def test_fallback_shows_the_attempt_chain(
     fake_provider("primary", default_model="test/primary")
     fake_provider("backup", default_model="test/backup", priority=2)
     fake_openrouter.always(Error.unauthorized(), model="test/primary")
-    at = ask(app_as("operator"), "Hello")
+    at = ask(app_as("operator").switch_page("pages/playground.py").run(), "Hello")
     assert not at.exception
     [answer] = answers(at)
     assert "**backup** · `test/backup`" in answer.caption[0].value
@@ -170,7 +170,7 @@ def test_compare_needs_two_models(playground: AppTest) -> None:
 
 
 def test_without_providers_admin_is_sent_to_add_one(app_as: Callable[[str], AppTest]) -> None:
-    at = app_as("admin")
+    at = app_as("admin").switch_page("pages/playground.py").run()
     assert "No provider is configured" in at.warning[0].value
     assert at.get("page_link")[0].proto.label == "Add a provider"
     with pytest.raises(KeyError):
@@ -181,7 +181,7 @@ def test_provider_health_appears_after_a_call(
     app_as: Callable[[str], AppTest], fake_provider: Callable[..., str]
 ) -> None:
     fake_provider("fake")
-    at = ask(app_as("admin"), "Hello")
+    at = ask(app_as("admin").switch_page("pages/playground.py").run(), "Hello")
     at = at.switch_page("pages/providers.py").run()
     assert at.dataframe[0].value.iloc[0]["Health"] == "ok just now"
 
@@ -322,7 +322,7 @@ def test_all_failed_names_each_reason_once_in_the_attempt_chain(
     fake_provider("primary", default_model="test/primary")
     fake_provider("backup", default_model="test/backup", priority=2)
     fake_openrouter.always(Error.unauthorized())
-    [answer] = answers(ask(app_as("operator"), "Hello"))
+    [answer] = answers(ask(app_as("operator").switch_page("pages/playground.py").run(), "Hello"))
     [headline] = [re.sub(r"\\(.)", r"\1", e.value) for e in answer.error]  # as displayed
     assert headline.startswith("All providers failed. Each attempt and its reason is listed")
     assert "primary" not in headline and "backup" not in headline

@@ -322,6 +322,13 @@ def test_missing_key_message_points_to_the_page_not_the_cli(
     app_as: Callable[[str], AppTest], fake_provider: Callable[..., str]
 ) -> None:
     fake_provider("fake", api_key=None)
-    at = app_as("admin").chat_input(key="pg_input").set_value("Hello").run()
+    at = (
+        app_as("admin")
+        .switch_page("pages/playground.py")
+        .run()
+        .chat_input(key="pg_input")
+        .set_value("Hello")
+        .run()
+    )
     [message] = [e.value for e in at.error]
     assert "Providers page" in message and "gatehouse providers" not in message

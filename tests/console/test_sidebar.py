@@ -16,7 +16,14 @@ def test_a_failing_call_shows_in_the_sidebar_in_the_same_run(
 ) -> None:
     fake_provider("fake")
     fake_openrouter.always(Error.unauthorized())
-    at = app_as("operator").chat_input(key="pg_input").set_value("Hello").run()
+    at = (
+        app_as("operator")
+        .switch_page("pages/playground.py")
+        .run()
+        .chat_input(key="pg_input")
+        .set_value("Hello")
+        .run()
+    )
     sidebar = [m.value for m in at.sidebar.markdown]
     assert ":orange[:material/warning: fake failing]" in sidebar
     assert not any("no recent failures" in line for line in sidebar)
@@ -25,6 +32,8 @@ def test_a_failing_call_shows_in_the_sidebar_in_the_same_run(
 def test_health_is_drawn_even_when_the_page_stops_early(
     app_as: Callable[[str], AppTest],
 ) -> None:
-    at = app_as("admin")  # no provider: the Playground calls st.stop()
+    at = (
+        app_as("admin").switch_page("pages/playground.py").run()
+    )  # no provider: the Playground calls st.stop()
     assert "No provider is configured" in at.warning[0].value
     assert ":material/warning: no provider configured" in [m.value for m in at.sidebar.markdown]

@@ -105,7 +105,7 @@ def create_first_admin(page: Page, walk: Walk, console: Console) -> None:
     keyed(page, "first_admin_confirm", "input").fill(ADMIN_PASSWORD)
     walk.record("first-admin")
     keyed(page, "first_admin_submit", "button").click()
-    expect(main_title(page)).to_have_text("Playground")  # signed in as the new admin
+    expect(main_title(page)).to_have_text("Overview")  # signed in as the new admin: home
     walk.forbid(ADMIN_PASSWORD, "the admin's password")  # the form's fields were emptied
     expect(page.get_by_test_id("stSidebar")).to_contain_text(re.compile(rf"{ADMIN}\s*admin"))
     walk.record("playground-without-provider")
@@ -170,7 +170,7 @@ def browse_models_as_admin(page: Page, walk: Walk) -> None:
     expect(model_count(page)).to_have_count(1)
     keyed(page, "models_refresh", "button").click()
     expect(page.get_by_test_id("stExpander").filter(has_text="Refreshed")).to_contain_text(
-        re.compile(r"Refreshed \d+ models from 1 of 1 providers")
+        re.compile(r"Refreshed 1 of 1 providers: \d+ models in the catalog")
     )
     walk.record("models-refreshed")
     search = keyed(page, "models_search", "input")
@@ -197,7 +197,8 @@ def sign_out(page: Page, walk: Walk) -> None:
 
 def viewer_sees_models_only(page: Page, walk: Walk) -> None:
     sign_in(page, VIEWER, VIEWER_PASSWORD)
-    expect(main_title(page)).to_have_text("Models")
+    expect(main_title(page)).to_have_text("Overview")  # every role's home page
+    open_page(page, "Models")
     walk.forbid(VIEWER_PASSWORD, "the viewer's password")
     expect(page.get_by_test_id("stSidebar")).to_contain_text(re.compile(rf"{VIEWER}\s*viewer"))
     walk.record("viewer-models")
@@ -212,7 +213,7 @@ def viewer_cannot_reach_providers_by_url(page: Page, walk: Walk, console: Consol
     for path in PROVIDERS_URL_PATHS:  # in the signed-in session
         page.evaluate(_GO_TO_PATH, f"/{path}")
         wait_for_app(page)
-        expect(main_title(page)).to_have_text("Models")
+        expect(main_title(page)).to_have_text("Overview")
         expect_no_providers_page(page)
         walk.record(f"viewer-url-{path}", errors_expected=True)  # a refusal may be shown
     for path in PROVIDERS_URL_PATHS:  # in a new session, e.g. a bookmark: the session cookie
@@ -223,7 +224,7 @@ def viewer_cannot_reach_providers_by_url(page: Page, walk: Walk, console: Consol
         walk.record(f"new-session-url-{path}", errors_expected=True)
         page.keyboard.press("Escape")  # closes Streamlit's "page not found" notice
         expect(page.get_by_role("dialog")).to_have_count(0)
-    expect(main_title(page)).to_have_text("Models")
+    expect(main_title(page)).to_have_text("Overview")
     expect_no_providers_page(page)
     walk.record("viewer-from-providers-url")
 
