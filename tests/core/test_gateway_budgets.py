@@ -11,11 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
-from gatehouse_core import AllProvidersFailed, Gateway
+from gatehouse_core import AllProvidersFailed, Gateway, Registry
 from gatehouse_core.audit import AuditWriter
 from gatehouse_core.catalog import Catalog, CatalogEntry
+from gatehouse_core.crypto import SecretBox
+from gatehouse_core.db import make_engine
 from gatehouse_core.errors import BudgetExceeded
 from gatehouse_core.schema import LLMRequest
 from gatehouse_core.spend.budget_rules import BudgetStore, make_rule
@@ -228,3 +230,27 @@ def test_sixteen_threads_never_settle_more_than_the_budget(
     assert budgets.spent()["global"] == pytest.approx(sum(ok))
     assert sum(ok) <= 0.05  # with every call ended, nothing is in flight any more
     assert budgets.open_reservations()["global"] == 0
+
+
+def test_calls_with_a_budget_far_from_its_limit_run_no_statement(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine
+) -> None:
+    gateway_factory("a")  # stores the provider
+    budgets = budgets_for(engine, ("global", None, 100.0, "block"))
+    registry = Registry(make_engine(), SecretBox.from_env(), ttl=3600)
+    catalog = Catalog(engine, ttl=3600, defaults=[priced("a")])
+    gateway = Gateway(registry, catalog=catalog, budgets=budgets)
+    statements: list[str] = []
+    try:
+        gateway.chat(MESSAGES, max_tokens=100)  # warm: provider snapshot, rules, spend
+        for target in (engine, registry.engine):
+            event.listen(target, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        for _ in range(5):
+            gateway.chat(MESSAGES, max_tokens=100)
+    finally:
+        gateway.close()
+        registry.engine.dispose()
+
+    assert statements == []
+    assert fake_openrouter.chat_count == 6
+    assert budgets.spent()["global"] > 0
