@@ -254,3 +254,19 @@ def test_calls_with_a_budget_far_from_its_limit_run_no_statement(
     assert statements == []
     assert fake_openrouter.chat_count == 6
     assert budgets.spent()["global"] > 0
+
+
+def test_a_refused_stream_raises_before_any_delta_and_sends_nothing(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine
+) -> None:
+    budgets = budgets_for(engine, ("global", None, 0.001, "block"))
+    gateway = gateway_factory("a", budgets=budgets)
+
+    deltas: list[str] = []
+    with pytest.raises(BudgetExceeded):
+        for delta in gateway.stream(MESSAGES, max_tokens=4000):
+            deltas.append(delta)
+
+    assert deltas == []
+    assert fake_openrouter.chat_count == 0
+    assert budgets.open_reservations()["global"] == 0
