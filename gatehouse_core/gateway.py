@@ -166,6 +166,7 @@ class _Step:
 
     result: ChatResult | None = None
     queue_refused: bool = False
+    budget_refused: bool = False  # only provider budgets refused: the next provider may take it
     outcome: Outcome | None = None
     error: GatewayError | None = None  # raise this: the call is over
 
@@ -396,6 +397,12 @@ class Gateway:
                 raise error
             limited_everywhere = limited_everywhere and limited
         self._finish_failed(call)
+        if call.attempts and all(a.error_type == "budget" for a in call.attempts):
+            raise BudgetExceeded(  # every provider's own budget refused it
+                " ".join(a.error_message or "" for a in call.attempts),
+                attempts=call.attempts,
+                request_id=call.request_id,
+            )
         if limited_everywhere:
             raise RateLimited(
                 "Every provider is at its rate limit and no slot opened within "
@@ -482,6 +489,10 @@ class Gateway:
                 if step.result is not None:
                     self._mark(name, ok=True)
                     return step.result, False, None
+                if step.budget_refused:  # no health mark for the refusal itself
+                    if outcome is not None:  # a retry refused: the provider had failed
+                        self._mark(name, ok=False, error=outcome.message)
+                    return None, False, None
                 if step.queue_refused:  # limited only if nothing else went wrong here
                     if outcome is not None:  # a retry refused a slot: the provider had failed
                         self._mark(name, ok=False, error=outcome.message)
@@ -699,8 +710,9 @@ class Gateway:
         """Reserve this attempt's worst case (kept on `call.hold`); a _Step ending the call when
         a `block` budget refuses it, None to go ahead.
 
-        A refusal ends the whole call, with no fallback: BudgetExceeded does not say which
-        budget refused, and a global, source or actor budget would refuse every provider alike.
+        A refusal ends the whole call, with no fallback, unless every `block` budget that applies
+        is scoped to this provider (then the refusal was one of them, and the next provider may
+        take the call): a global, source or actor budget would refuse every provider alike.
         A budget the admitter cannot evaluate (a bug, a broken catalog) never fails the call."""
         if self.budgets is None:
             return None
@@ -727,10 +739,19 @@ class Gateway:
                 provider.config.name, model, "rejected", error_type="budget", error_message=message
             ),
         )
+        if self._only_provider_budgets(info):
+            return _Step(budget_refused=True)
         return _Step(
             outcome=Outcome(Decision.FAIL, "budget", message),
             error=BudgetExceeded(message, attempts=call.attempts, request_id=call.request_id),
         )
+
+    def _only_provider_budgets(self, info: CallInfo) -> bool:
+        try:  # the rules of the admitter's cached snapshot: no database read
+            rules = [r for r in self.budgets.rules() if r.action == "block" and r.applies_to(info)]
+        except Exception:
+            return False
+        return bool(rules) and all(r.scope == "provider" for r in rules)
 
     def _settle_hold(self, call: _Call, result: ChatResult | None) -> None:
         """Settle the attempt's reservation with its cost, or release it when it failed. A

@@ -167,17 +167,62 @@ def test_an_abandoned_stream_settles_what_its_drain_recorded(
     assert budgets.spent()["global"] == pytest.approx(0.003)
 
 
-def test_a_provider_budget_refuses_only_calls_to_that_provider(
-    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine
+def test_a_provider_budget_falls_back_to_the_next_provider(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine, writer: AuditWriter
 ) -> None:
     budgets = budgets_for(engine, ("provider", "a", 0.001, "block"))
+    gateway = gateway_factory("a", "b", budgets=budgets, audit=writer)
+
+    result = gateway.chat(MESSAGES, max_tokens=4000)  # a's worst case $0.008 > $0.001
+
+    assert result.provider == "b"
+    assert [(a.provider, a.status, a.error_type) for a in result.attempts] == [
+        ("a", "rejected", "budget"),
+        ("b", "ok", None),
+    ]
+    assert "provider budget 'a'" in (result.attempts[0].error_message or "")
+    assert [r.body["model"] for r in fake_openrouter.chat_requests] == ["test/b"]
+    failures = {h.name: h.consecutive_failures for h in gateway.health()}
+    assert failures.get("a", 0) == 0  # a refusal is not a provider failure
+    assert writer.flush()
+    found = rows(engine, result.request_id)
+    assert [(r.status, r.error_type, r.final_attempt) for r in found] == [
+        ("rejected", "budget", False),
+        ("ok", None, True),
+    ]
+
+
+def test_every_provider_over_its_own_budget_raises_budget_exceeded(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine
+) -> None:
+    budgets = budgets_for(
+        engine, ("provider", "a", 0.001, "block"), ("provider", "b", 0.001, "block")
+    )
     gateway = gateway_factory("a", "b", budgets=budgets)
 
     with pytest.raises(BudgetExceeded) as refused:
-        gateway.chat(MESSAGES, max_tokens=4000)  # a's worst case $0.008 > $0.001
+        gateway.chat(MESSAGES, max_tokens=4000)
+
     assert "provider budget 'a'" in str(refused.value)
-    assert gateway.chat(MESSAGES, max_tokens=4000, provider="b").provider == "b"
-    assert fake_openrouter.chat_count == 1
+    assert "provider budget 'b'" in str(refused.value)
+    assert [a.provider for a in refused.value.attempts] == ["a", "b"]
+    assert fake_openrouter.chat_count == 0
+
+
+def test_a_global_budget_refusal_does_not_fall_back(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine
+) -> None:
+    # The provider budget on a has room; the global one does not: b would be refused too.
+    budgets = budgets_for(
+        engine, ("provider", "a", 10.0, "block"), ("global", None, 0.001, "block")
+    )
+    gateway = gateway_factory("a", "b", budgets=budgets)
+
+    with pytest.raises(BudgetExceeded) as refused:
+        gateway.chat(MESSAGES, max_tokens=4000)
+
+    assert [a.provider for a in refused.value.attempts] == ["a"]
+    assert fake_openrouter.chat_count == 0
 
 
 @pytest.mark.parametrize("shared", ["memory", "redis"])
