@@ -2,9 +2,11 @@
 
 Data flow of one call: order providers (requested or default first, then by priority,
 skipping those cooling down; at most MAX_PROVIDERS_PER_CALL) → per provider: wait for a
-rate-limit slot → call the openai client → classify the outcome with policy.py → retry with
-backoff, fall back, or finish → settle usage and cost → one audit row per attempt to the
-background writer → one log line. Nothing on that path touches the database: configs, prices
+rate-limit slot → reserve the attempt's worst-case cost against the budgets (BudgetExceeded
+ends the call before any request) → call the openai client → classify the outcome with policy.py → retry with
+backoff, fall back, or finish → settle usage and cost (rate-limit permit and budget
+reservation) → one audit row per attempt to the background writer → one log line and one
+metrics record per call → a throttled background alert check. Nothing on that path touches the database: configs, prices
 and limits are cached.
 
 Bounds: each attempt ends at GATEHOUSE_REQUEST_TIMEOUT (a total, see deadlines.py), the whole
@@ -32,6 +34,7 @@ from .clients import ClientFactory, ClientPool, Lease, default_client_factory
 from .deadlines import AttemptDeadline
 from .errors import (
     AllProvidersFailed,
+    BudgetExceeded,
     ConfigError,
     DatabaseUnavailable,
     GatewayError,
@@ -41,6 +44,7 @@ from .errors import (
     StreamInterrupted,
 )
 from .health import HealthBook, ProviderHealth
+from .metrics import AttemptRecord, CallRecord
 from .policy import (
     HINTS,
     MAX_PROVIDERS_PER_CALL,
@@ -57,6 +61,7 @@ from .providers import is_valid_model_id, model_id_error
 from .registry import Registry, ResolvedProvider
 from .results import Attempt, ChatResult
 from .sanitize import clean_field, clean_row, first_unencodable
+from .spend.budget_rules import CallInfo
 from .streams import ChatStream, StreamState
 from .telemetry import scrub, truncate
 
@@ -74,6 +79,15 @@ class Permit(Protocol):
     wait_ms: float
 
     def settle(self, actual_tokens: int) -> None: ...
+    def release(self) -> None: ...
+
+
+class Hold(Protocol):
+    """A budget reservation (spend/budgets.py `Reservation`)."""
+
+    amount_usd: float
+
+    def settle(self, actual_cost_usd: float | None) -> None: ...
     def release(self) -> None: ...
 
 
@@ -97,6 +111,7 @@ class _Call:
     deadline: float = float("inf")  # time.monotonic(), GATEHOUSE_CALL_TIMEOUT
     deadline_passed: bool = False
     pending_row: dict[str, Any] | None = None  # the last failed attempt's row, not yet sent
+    hold: Hold | None = None  # the running attempt's budget reservation; a drain takes it over
 
     @classmethod
     def create(cls, messages: Messages, **fields: Any) -> _Call:
@@ -151,6 +166,7 @@ class _Step:
 
     result: ChatResult | None = None
     queue_refused: bool = False
+    budget_refused: bool = False  # only provider budgets refused: the next provider may take it
     outcome: Outcome | None = None
     error: GatewayError | None = None  # raise this: the call is over
 
@@ -165,6 +181,9 @@ class Gateway:
         catalog: Any = None,
         limiter: Any = None,
         audit: Any = None,
+        budgets: Any = None,
+        metrics: Any = None,
+        alerts: Any = None,
         timeout: float = 120.0,
         call_timeout: float = 300.0,
         retry_after_cap: float = 30.0,
@@ -179,6 +198,9 @@ class Gateway:
         self.catalog = catalog
         self.limiter = limiter
         self.audit = audit
+        self.budgets = budgets  # spend/budgets.py Budgets: reserve before, settle after
+        self.metrics = metrics  # metrics.py sink: one CallRecord per call
+        self.alerts = alerts  # spend/alerts.py Alerts: cooldown alerts, throttled checks
         self.timeout = timeout
         self.call_timeout = call_timeout
         self.retry_after_cap = retry_after_cap
@@ -199,7 +221,9 @@ class Gateway:
         database_url: str | None = None,
         registry: Registry | None = None,
     ) -> Gateway:
-        """A gateway wired from GATEHOUSE_* settings: database, secrets, Redis, audit writer.
+        """A gateway wired from GATEHOUSE_* settings: database, secrets, Redis, audit writer,
+        budgets, metrics sink (GATEHOUSE_METRICS) and alerts. Building it reads nothing from the
+        database; budgets read their rules and month-to-date spend at most every few seconds.
 
         Pass `registry` to share one engine and secrets box with the caller (CLI, console).
         """
@@ -207,17 +231,25 @@ class Gateway:
         from .catalog import Catalog
         from .crypto import SecretBox
         from .db import make_engine
+        from .metrics import sink_from_env
         from .ratelimit import RateLimiter
+        from .spend.alerts import Alerts
+        from .spend.budgets import Budgets
 
         if registry is None:
             engine = make_engine(database_url or settings.get("GATEHOUSE_DATABASE_URL", env))
             registry = Registry(engine, SecretBox.from_env(env), env=env)
         engine = registry.engine
+        catalog = Catalog(engine)
+        redis_url = settings.get("GATEHOUSE_REDIS_URL", env)
         return cls(
             registry,
-            catalog=Catalog(engine),
-            limiter=RateLimiter(settings.get("GATEHOUSE_REDIS_URL", env)),
+            catalog=catalog,
+            limiter=RateLimiter(redis_url),
             audit=AuditWriter(engine, spill_dir=default_spill_dir(env)),
+            budgets=Budgets(engine, catalog, redis_url),
+            metrics=sink_from_env(env),
+            alerts=Alerts(engine, env=env, background=True),
             timeout=settings.get_float("GATEHOUSE_REQUEST_TIMEOUT", env),
             call_timeout=settings.get_float("GATEHOUSE_CALL_TIMEOUT", env),
             retry_after_cap=settings.get_float("GATEHOUSE_RETRY_AFTER_CAP", env),
@@ -365,6 +397,12 @@ class Gateway:
                 raise error
             limited_everywhere = limited_everywhere and limited
         self._finish_failed(call)
+        if call.attempts and all(a.error_type == "budget" for a in call.attempts):
+            raise BudgetExceeded(  # every provider's own budget refused it
+                " ".join(a.error_message or "" for a in call.attempts),
+                attempts=call.attempts,
+                request_id=call.request_id,
+            )
         if limited_everywhere:
             raise RateLimited(
                 "Every provider is at its rate limit and no slot opened within "
@@ -442,24 +480,28 @@ class Gateway:
         if lease is None:
             assert outcome is not None
             self._record(call, self._failed_attempt(provider, model, outcome))
-            self._book.mark(name, ok=False, error=outcome.message)
+            self._mark(name, ok=False, error=outcome.message)
             return None, False, None
         try:
             wait_s = 0.0
             for retry in range(MAX_RETRIES + 1):
                 step = yield from self._attempt(call, provider, lease, model, stream, wait_s)
                 if step.result is not None:
-                    self._book.mark(name, ok=True)
+                    self._mark(name, ok=True)
                     return step.result, False, None
+                if step.budget_refused:  # no health mark for the refusal itself
+                    if outcome is not None:  # a retry refused: the provider had failed
+                        self._mark(name, ok=False, error=outcome.message)
+                    return None, False, None
                 if step.queue_refused:  # limited only if nothing else went wrong here
                     if outcome is not None:  # a retry refused a slot: the provider had failed
-                        self._book.mark(name, ok=False, error=outcome.message)
+                        self._mark(name, ok=False, error=outcome.message)
                     return None, retry == 0, None
                 assert step.outcome is not None
                 outcome = step.outcome
                 if step.error is not None:
                     if outcome.decision is not Decision.FAIL:
-                        self._book.mark(name, ok=False, error=outcome.message)
+                        self._mark(name, ok=False, error=outcome.message)
                     return None, False, step.error
                 if decide(outcome, self.retry_after_cap) is Decision.FALLBACK:
                     break
@@ -471,7 +513,7 @@ class Gateway:
                     break
                 self._sleep(wait_s)  # no slot is held while sleeping
             assert outcome is not None
-            self._book.mark(name, ok=False, error=outcome.message)  # one failed call, not per retry
+            self._mark(name, ok=False, error=outcome.message)  # one failed call, not per retry
             return None, False, None
         finally:
             lease.release()
@@ -513,11 +555,18 @@ class Gateway:
                 ),
             )
             return _Step(queue_refused=True)
+        refusal = self._reserve(call, provider, model)
+        if refusal is not None:  # nothing was sent; the slot goes back unused
+            if permit:
+                permit.release()
+                permit.settle(0)
+            return refusal
         wait_ms = wait_s * 1000 + (permit.wait_ms if permit else 0.0)
         t0 = self._clock()
         deadline = self._attempt_deadline(call)
         outcome: Outcome | None = None
         cut: _Interrupted | None = None
+        result: ChatResult | None = None
         try:
             if stream:
                 result = yield from self._stream_once(
@@ -532,7 +581,8 @@ class Gateway:
         finally:
             if permit:
                 permit.release()
-        if outcome is None:
+            self._settle_hold(call, result)
+        if result is not None:
             if permit and (result.input_tokens is not None or result.output_tokens is not None):
                 permit.settle((result.input_tokens or 0) + (result.output_tokens or 0))
             return _Step(result=result)  # without usage the estimate stays charged
@@ -654,6 +704,79 @@ class Gateway:
                 deadline.cancel()
         return self._succeed(call, provider, model, t0, wait_ms, state)
 
+    # ---- budgets ---------------------------------------------------------------------------
+
+    def _reserve(self, call: _Call, provider: ResolvedProvider, model: str) -> _Step | None:
+        """Reserve this attempt's worst case (kept on `call.hold`); a _Step ending the call when
+        a `block` budget refuses it, None to go ahead.
+
+        A refusal ends the whole call, with no fallback, unless every `block` budget that applies
+        is scoped to this provider (then the refusal was one of them, and the next provider may
+        take the call): a global, source or actor budget would refuse every provider alike.
+        A budget the admitter cannot evaluate (a bug, a broken catalog) never fails the call."""
+        if self.budgets is None:
+            return None
+        info = CallInfo(
+            provider=provider.config.name,
+            model=model,
+            prompt_tokens=call.prompt_tokens_estimate(),
+            max_tokens=call.max_tokens,
+            source=call.source,
+            actor=call.actor,
+        )
+        try:
+            call.hold = self.budgets.reserve(info)
+            return None
+        except BudgetExceeded as exc:
+            message = str(exc)
+        except Exception:
+            log.warning("budget check failed; the call goes ahead", exc_info=True)
+            return None
+        # Built outside the except block: no __context__ chain back into the admitter.
+        self._record(
+            call,
+            Attempt(
+                provider.config.name, model, "rejected", error_type="budget", error_message=message
+            ),
+        )
+        if self._only_provider_budgets(info):
+            return _Step(budget_refused=True)
+        return _Step(
+            outcome=Outcome(Decision.FAIL, "budget", message),
+            error=BudgetExceeded(message, attempts=call.attempts, request_id=call.request_id),
+        )
+
+    def _only_provider_budgets(self, info: CallInfo) -> bool:
+        try:  # the rules of the admitter's cached snapshot: no database read
+            rules = [r for r in self.budgets.rules() if r.action == "block" and r.applies_to(info)]
+        except Exception:
+            return False
+        return bool(rules) and all(r.scope == "provider" for r in rules)
+
+    def _settle_hold(self, call: _Call, result: ChatResult | None) -> None:
+        """Settle the attempt's reservation with its cost, or release it when it failed. A
+        stream handed to a drain thread took the reservation over (call.hold is None then)."""
+        hold, call.hold = call.hold, None
+        if hold is None:
+            return
+        try:
+            if result is None:
+                hold.release()
+            else:  # an unknown cost counts as the reserved worst case, never as $0
+                hold.settle(result.cost_usd if result.cost_usd is not None else hold.amount_usd)
+        except Exception:  # the answer is already here; the reservation lapses by its TTL
+            log.warning("settling the budget reservation failed", exc_info=True)
+
+    def _mark(self, name: str, *, ok: bool, error: str | None = None) -> None:
+        """Record a provider's outcome; when it enters cooldown, raise the cooldown alert."""
+        until = self._book.mark(name, ok=ok, error=error)
+        if until is None or self.alerts is None:
+            return
+        try:
+            self.alerts.provider_cooldown(name, until)
+        except Exception:  # an alert must never fail the call it is about
+            log.warning("cooldown alert for %s failed", name, exc_info=True)
+
     # ---- abandoned streams -----------------------------------------------------------------
 
     def _abandon(
@@ -672,14 +795,21 @@ class Gateway:
         self._submit_pending(call, final=False)  # earlier attempts are not the outcome
         latency_ms = (self._clock() - t0) * 1000
         drain_lease = lease.share()  # the caller's lease goes now; the drain keeps the client
+        hold, call.hold = call.hold, None  # settled by the drain with what it recorded
 
         def drain(read_rest: bool = True) -> None:
+            cost: float | None = None
             try:
-                self._drain(call, provider, model, latency_ms, wait_ms, upstream, state, read_rest)
+                cost = self._drain(
+                    call, provider, model, latency_ms, wait_ms, upstream, state, read_rest
+                )
                 if permit is not None and state.usage is not None:  # the slot went back already
                     tokens = _usage_numbers(state.usage)
                     permit.settle((tokens["input_tokens"] or 0) + (tokens["output_tokens"] or 0))
             finally:
+                if hold is not None:  # billed even if unread: unknown counts as reserved
+                    with contextlib.suppress(Exception):
+                        hold.settle(cost if cost is not None else hold.amount_usd)
                 drain_lease.release()
                 with self._lock:
                     self._drains.discard(threading.current_thread())
@@ -703,8 +833,9 @@ class Gateway:
         upstream: Any,
         state: StreamState,
         read_rest: bool,
-    ) -> None:
-        """Read to the final usage chunk (the attempt's deadline still cuts it), then audit."""
+    ) -> float | None:
+        """Read to the final usage chunk (the attempt's deadline still cuts it), then audit;
+        returns the cost recorded (None: unknown)."""
         if read_rest:
             with contextlib.suppress(Exception):  # whatever arrived is what we record
                 for chunk in upstream:
@@ -737,7 +868,17 @@ class Gateway:
             **tokens,
         }
         self._record(call, attempt, details, final=True)
-        self._log_completion(call, None, "cancelled", provider=provider.config.name, model=used)
+        self._log_completion(
+            call,
+            None,
+            "cancelled",
+            provider=provider.config.name,
+            model=used,
+            latency_ms=latency_ms,
+            cost_usd=cost,
+            **tokens,
+        )
+        return cost
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -964,20 +1105,62 @@ class Gateway:
         fields = {
             "provider": result.provider if result else fallback.get("provider"),
             "model": result.model if result else fallback.get("model"),
-            "input_tokens": result.input_tokens if result else None,
-            "output_tokens": result.output_tokens if result else None,
+            "input_tokens": result.input_tokens if result else fallback.get("input_tokens"),
+            "output_tokens": result.output_tokens if result else fallback.get("output_tokens"),
             "latency_ms": round(
                 result.latency_ms if result else fallback.get("latency_ms", 0.0), 2
             ),
             "workflow_id": call.workflow_id,
             "trace_id": call.trace_id,
-            "cost_usd": result.cost_usd if result else None,
+            "cost_usd": result.cost_usd if result else fallback.get("cost_usd"),
             "status": status,
             "attempts": len(result.attempts) if result else len(call.attempts),
             "request_id": call.request_id,
         }
         level = logging.INFO if result else logging.WARNING
         log.log(level, "LLM request completed", extra={"fields": fields})
+        self._emit_metrics(call, fields)
+        if self.alerts is not None:
+            try:
+                self.alerts.check_soon()  # throttled; the check itself runs in the background
+            except Exception:
+                log.warning("alert check could not start", exc_info=True)
+
+    def _emit_metrics(self, call: _Call, fields: Mapping[str, Any]) -> None:
+        """One CallRecord per call, from the completion log line's figures."""
+        if self.metrics is None:
+            return
+        attempts = [
+            AttemptRecord(a.provider, a.model, a.status, latency_ms=a.latency_ms)
+            for a in call.attempts
+        ]
+        if attempts and fields["status"] != "error":  # the last attempt carried the answer
+            last = attempts[-1]
+            attempts[-1] = AttemptRecord(
+                last.provider,
+                fields["model"],
+                last.status,
+                fields["input_tokens"],
+                fields["output_tokens"],
+                fields["cost_usd"],
+                last.latency_ms,
+            )
+        record = CallRecord(
+            provider=fields["provider"] or "",
+            model=call.model or fields["model"] or "",
+            model_used=fields["model"] if fields["status"] != "error" else None,
+            input_tokens=fields["input_tokens"] or 0,
+            output_tokens=fields["output_tokens"] or 0,
+            cost_usd=fields["cost_usd"],
+            latency_ms=fields["latency_ms"],
+            status=fields["status"],
+            attempts=attempts,
+            request_id=call.request_id,
+        )
+        try:
+            self.metrics.emit(record)
+        except Exception:  # sinks should not raise; a third-party one still must not fail us
+            log.warning("metrics sink failed", exc_info=True)
 
     def _acquire(
         self, provider: ResolvedProvider, call: _Call, queue_s: float

@@ -62,8 +62,9 @@ class HealthBook:
                 h.cooldown_until = h.cooldown_until_wall = None
         return sorted(states, key=lambda h: h.name)
 
-    def mark(self, name: str, *, ok: bool, error: str | None = None) -> None:
-        """Record one call's outcome on a provider; may start its cooldown."""
+    def mark(self, name: str, *, ok: bool, error: str | None = None) -> datetime | None:
+        """Record one call's outcome on a provider; may start its cooldown, and then returns
+        when that cooldown ends (wall clock), so the caller can raise the alert once."""
         now = self._clock()
         with self._lock:
             state = self._states.get(name)
@@ -73,7 +74,7 @@ class HealthBook:
                 state.consecutive_failures = 0
                 state.first_failure_at = None
                 state.last_success_at = datetime.now(UTC)
-                return
+                return None
             if (
                 state.first_failure_at is None
                 or now - state.first_failure_at > COOLDOWN_WINDOW_SECONDS
@@ -84,14 +85,16 @@ class HealthBook:
             state.last_failure_at = datetime.now(UTC)
             state.last_error = error
             if state.consecutive_failures < COOLDOWN_FAILURES:
-                return
+                return None
             state.cooldown_until = now + self.cooldown_seconds
             state.cooldown_until_wall = datetime.fromtimestamp(
                 time.time() + self.cooldown_seconds, UTC
             )
             state.consecutive_failures = 0
             state.first_failure_at = None
+            until = state.cooldown_until_wall
         log.warning(
             "provider cooling down",
             extra={"fields": {"provider": name, "seconds": self.cooldown_seconds, "error": error}},
         )
+        return until
