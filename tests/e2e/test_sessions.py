@@ -241,7 +241,7 @@ def test_strict_csp_still_renders_with_no_other_origin(
     page.goto(console.url("/"))
     wait_for_app(page)
     sign_in(page, ADMIN, ADMIN_PASSWORD)
-    expect(main_title(page)).to_have_text("Playground")
+    expect(main_title(page)).to_have_text("Overview")  # the home page, with its Plotly charts
     page.reload()
     wait_for_app(page)
     icon = page.locator("link[rel='shortcut icon'], link[rel='icon']").first.get_attribute("href")
