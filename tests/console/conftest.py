@@ -7,6 +7,7 @@ cleared around each test so no engine, registry or gateway leaks from one test t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,15 @@ from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PASSWORD = "console-pass-1"
+
+
+@pytest.fixture(autouse=True)
+def keep_the_real_main_module() -> Iterator[None]:
+    """AppTest runs page scripts as `__main__` and leaves one in sys.modules; a later test that
+    starts a `spawn` process would then make the child re-run that page (and crash)."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(autouse=True)

@@ -150,9 +150,11 @@ def test_close_writes_pending_rows(sqlite_url: str, spill_dir: Path) -> None:
     writer = AuditWriter(engine, spill_dir=spill_dir, flush_interval=60)
     for n in range(7):
         writer.submit(row(n))
+    mine = writer._thread  # other tests' writers may still run in this process
     writer.close()
     assert count(engine) == 7
-    assert "gatehouse-audit" not in [t.name for t in threading.enumerate()]
+    assert not mine.is_alive()
+    assert mine not in threading.enumerate()
 
 
 def test_rows_submitted_after_close_are_spilled_not_lost(sqlite_url: str, spill_dir: Path) -> None:
