@@ -40,12 +40,15 @@ PERMISSION_HELP: dict[str, str] = {
     "dashboards": "read usage and cost dashboards",
     "history": "read the configuration change history",
     "users": "manage console users",
+    "budgets.edit": "change budgets, alert rules and the alert webhook",
+    "alerts.ack": "acknowledge cost alerts",
+    "tokens": "manage API tokens",
 }
 
 # The one table of who may do what: admin everything, the others a fixed subset.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_HELP),
-    "operator": frozenset({"playground", "models", "dashboards"}),
+    "operator": frozenset({"playground", "models", "dashboards", "alerts.ack"}),
     "viewer": frozenset({"models", "dashboards"}),
 }
 

@@ -40,12 +40,22 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(
         "pages/requests.py", "Requests", ":material/list_alt:", "audit-log", "Spend", "dashboards"
     ),
+    # Everyone reads budgets and alerts; editing is checked again per action (budgets.edit).
+    PageSpec(
+        "pages/budgets.py",
+        "Budgets & alerts",
+        ":material/savings:",
+        "budgets",
+        "Spend",
+        "dashboards",
+    ),
     PageSpec("pages/playground.py", "Playground", ":material/forum:", "chat", "Use", "playground"),
     PageSpec("pages/models.py", "Models", ":material/view_list:", "catalog", "Use", "models"),
     PageSpec(
         "pages/providers.py", "Providers", ":material/key:", "ai-providers", "Admin", "providers"
     ),
     PageSpec("pages/users.py", "Users", ":material/group:", "people", "Admin", "users"),
+    PageSpec("pages/tokens.py", "API tokens", ":material/token:", "api-tokens", "Admin", "tokens"),
     PageSpec(
         "pages/history.py", "Change history", ":material/history:", "changes", "Admin", "history"
     ),

@@ -1,4 +1,5 @@
-"""The sidebar every signed-in page shares: who, sign out, environment, provider health."""
+"""The frame every signed-in page shares: the sidebar (who, sign out, environment, provider
+health) and, above the page, the banner of unacknowledged cost alerts (ui/banner.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.engine import make_url
 from ..db import describe_url
 from ..errors import GatehouseError
 from ..registry import ProviderView
-from . import logs, session, state
+from . import banner, logs, session, state
 from .errors import message_for
 
 log = logging.getLogger("gatehouse.console")
@@ -82,6 +83,7 @@ def around(user: session.SignedIn) -> Iterator[None]:
     # drawn after that reaches the browser.
     with health.container():
         _providers()
+    banner.render(user)
     yield
     with health.container():
         _providers()

@@ -56,10 +56,12 @@ def test_first_admin_is_created_and_signed_in(users: UserStore) -> None:
         "Overview",
         "Costs",
         "Requests",
+        "Budgets & alerts",
         "Playground",
         "Models",
         "Providers",
         "Users",
+        "API tokens",
         "Change history",
     ]
     assert any("Welcome, alice" in s.value for s in at.success)
@@ -133,15 +135,20 @@ def test_sign_out_ends_the_session(app_as: Callable[[str], AppTest]) -> None:
                 "Overview",
                 "Costs",
                 "Requests",
+                "Budgets & alerts",
                 "Playground",
                 "Models",
                 "Providers",
                 "Users",
+                "API tokens",
                 "Change history",
             ],
         ),
-        ("operator", ["Overview", "Costs", "Requests", "Playground", "Models"]),
-        ("viewer", ["Overview", "Costs", "Requests", "Models"]),
+        (
+            "operator",
+            ["Overview", "Costs", "Requests", "Budgets & alerts", "Playground", "Models"],
+        ),
+        ("viewer", ["Overview", "Costs", "Requests", "Budgets & alerts", "Models"]),
     ],
 )
 def test_navigation_holds_only_the_roles_pages(
@@ -255,10 +262,12 @@ def test_sso_identity_gets_its_mapped_role(users: UserStore) -> None:
         "Overview",
         "Costs",
         "Requests",
+        "Budgets & alerts",
         "Playground",
         "Models",
         "Providers",
         "Users",
+        "API tokens",
         "Change history",
     ]
 
@@ -279,10 +288,12 @@ def test_setup_and_sign_in_on_postgresql(postgres_url: str, users: UserStore) ->
         "Overview",
         "Costs",
         "Requests",
+        "Budgets & alerts",
         "Playground",
         "Models",
         "Providers",
         "Users",
+        "API tokens",
         "Change history",
     ]
 
