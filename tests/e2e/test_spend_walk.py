@@ -89,13 +89,15 @@ def test_overview_costs_and_a_request_detail(
     update_doc_screenshots(console, artifacts)
 
 
-def update_doc_screenshots(console: Console, artifacts: Path) -> None:
+def update_doc_screenshots(
+    console: Console, artifacts: Path, shots: dict[str, str] = DOC_SCREENSHOTS
+) -> None:
     if os.environ.get("GATEHOUSE_TEST_UPDATE_SCREENSHOTS", "") in ("", "0"):
         return
     if console.database != "sqlite":
         return
     target = REPO / "docs" / "screenshots"
     target.mkdir(parents=True, exist_ok=True)
-    for name, doc_name in DOC_SCREENSHOTS.items():
+    for name, doc_name in shots.items():
         (shot,) = artifacts.glob(f"[0-9][0-9]-{name}.png")
         shutil.copyfile(shot, target / doc_name)
