@@ -24,7 +24,16 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, and_, case, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    case,
+    func,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.exc import OperationalError
 
 from ..db import unreachable
@@ -364,17 +373,22 @@ def _from_raw(
         keys.append(_raw_column(by).label("grp"))
     if step is not None:
         keys.append(_raw_hour(engine.dialect.name).label("hour"))
-    final = or_(R.c.final_attempt.is_(None), R.c.final_attempt.is_(True))
     one = literal_column("1")
+    marked, unmarked = R.c.final_attempt.is_(True), R.c.final_attempt.is_(None)
+    failed = R.c.status != "ok"
+
+    def calls(condition: Any) -> ColumnElement[Any]:
+        # Marked final rows are counted as rows; only rows from before 0005 (unmarked) need the
+        # DISTINCT over request ids, which is a sort over every row of the range otherwise.
+        return _sum(case((and_(marked, condition), one), else_=0)) + func.count(
+            func.distinct(case((and_(unmarked, condition), R.c.request_id)))
+        )
+
     measures = [
-        func.count(func.distinct(case((final, R.c.request_id)))).label("calls"),
+        calls(true()).label("calls"),
         func.count().label("attempts"),
-        _sum(case((and_(R.c.final_attempt.is_(True), R.c.fallback.is_(True)), one), else_=0)).label(
-            "fallback_calls"
-        ),
-        func.count(func.distinct(case((and_(final, R.c.status != "ok"), R.c.request_id)))).label(
-            "error_calls"
-        ),
+        _sum(case((and_(marked, R.c.fallback.is_(True)), one), else_=0)).label("fallback_calls"),
+        calls(failed).label("error_calls"),
         *(
             _sum(R.c[n]).label(n)
             for n in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
