@@ -401,7 +401,7 @@ def write_demo_data(
     rows: int = 100_000,
     seed: int | None = None,
     now: datetime | None = None,
-    batch_rows: int = 5_000,
+    batch_rows: int = 20_000,
     workers: int = 1,
     progress: Callable[[DemoProgress], None] | None = None,
 ) -> DemoResult:

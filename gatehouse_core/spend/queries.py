@@ -24,14 +24,23 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, and_, case, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    case,
+    func,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.exc import OperationalError
 
 from ..db import unreachable
 from ..errors import ConfigError
 from ..schema import LLMRequest, UsageHourly
 from .buckets import BOUNDS_MS, BUCKETS, LATENCY_COLUMNS, TTFT_COLUMNS, percentile
-from .periods import Period, local_day
+from .periods import Period, day_start, local_day
 
 U = UsageHourly.__table__
 R = LLMRequest.__table__
@@ -127,15 +136,22 @@ class Usage:
 
 @dataclass(frozen=True)
 class Filters:
-    """Equality filters; None = any value, "" = missing (no source, actor, workflow, trace)."""
+    """Equality filters; None = any value, "" = missing (no source, actor, workflow, trace),
+    a tuple = any of those values (an empty tuple matches nothing)."""
 
-    provider: str | None = None
-    model: str | None = None
-    source: str | None = None
-    actor: str | None = None
-    status: str | None = None
-    workflow_id: str | None = None
-    trace_id: str | None = None
+    provider: str | tuple[str, ...] | None = None
+    model: str | tuple[str, ...] | None = None
+    source: str | tuple[str, ...] | None = None
+    actor: str | tuple[str, ...] | None = None
+    status: str | tuple[str, ...] | None = None
+    workflow_id: str | tuple[str, ...] | None = None
+    trace_id: str | tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # a list from a caller becomes a tuple: hashable, cacheable
+            value = getattr(self, f.name)
+            if isinstance(value, list | set | frozenset):
+                object.__setattr__(self, f.name, tuple(sorted(value)))
 
     @property
     def needs_raw(self) -> bool:
@@ -236,12 +252,14 @@ def series(
         _check_grouping(by)
     if step not in ("hour", "day"):
         raise ConfigError(f"cannot step a series by {step!r}; use hour or day")
-    rows = _aggregate(engine, period, filters or Filters(), by=by, step="hour")
+    filters = filters or Filters()
+    in_sql_days = step == "day" and not _needs_raw(by, filters)
+    rows = _aggregate(engine, period, filters, by=by, step="day" if in_sql_days else "hour")
     keep = _top_names(rows, top)
     folded: dict[tuple[Any, str], list[float]] = {}
     days: dict[datetime, date] = {}  # one zone conversion per hour, not per row
     for name, hour, vector in rows:
-        if step == "day":
+        if step == "day" and not in_sql_days:
             bucket = days.get(hour) or days.setdefault(hour, local_day(hour, period.zone))
         else:
             bucket = hour
@@ -283,10 +301,30 @@ def distinct_values(engine: Engine, period: Period, dimension: str) -> list[str]
 def _aggregate(
     engine: Engine, period: Period, filters: Filters, *, by: str | None, step: Step | None
 ) -> list[tuple[str, datetime | None, list[float]]]:
-    """(group name, UTC hour or None, usage) rows from the rollup or, when needed, raw rows."""
-    if by in RAW_GROUPINGS or filters.needs_raw:
+    """(group name, bucket or None, usage) rows from the rollup or, when needed, raw rows.
+    The bucket is a UTC hour, or with step "day" (rollup only) a local `date`."""
+    if _needs_raw(by, filters):
+        if step == "day":
+            raise ValueError("raw rows are stepped by hour; fold them into days")
         return _from_raw(engine, period, filters, by, step)
     return _from_rollup(engine, period, filters, by, step)
+
+
+def _needs_raw(by: str | None, filters: Filters) -> bool:
+    return by in RAW_GROUPINGS or filters.needs_raw
+
+
+def _local_days(column: Any, period: Period) -> tuple[ColumnElement[Any], list[date]]:
+    """The index of the local day each hour bucket starts in, as SQL (a CASE over the day
+    boundaries, computed here with the zone's rules, so DST and half-hour zones come out the
+    same on every database), and the days it indexes. Rows are already inside the period."""
+    days = period.days()
+    whens = [
+        (column < day_start(day + timedelta(days=1), period.zone), literal_column(str(i)))
+        for i, day in enumerate(days[:-1])
+    ]
+    last = literal_column(str(len(days) - 1))
+    return (case(*whens, else_=last) if whens else last), days
 
 
 def _from_rollup(
@@ -295,7 +333,11 @@ def _from_rollup(
     keys: list[ColumnElement[Any]] = []
     if by is not None:
         keys.append(U.c[by].label("grp"))
-    if step is not None:
+    days: list[date] = []
+    if step == "day":
+        day_index, days = _local_days(U.c.bucket_start, period)
+        keys.append(day_index.label("hour"))
+    elif step is not None:
         keys.append(U.c.bucket_start.label("hour"))
     not_ok = U.c.status != "ok"
     measures = [
@@ -308,11 +350,19 @@ def _from_rollup(
     for name in ROLLUP_GROUPINGS:
         value = getattr(filters, name)
         if value is not None:
-            where.append(U.c[name] == value)
+            where.append(_matches(U.c[name], value))
     query = select(*keys, *measures).where(*where)
     if keys:
         query = query.group_by(*keys)
-    return [_row(row, by, step) for row in _fetch(engine, query)]
+    rows = [_row(row, by, step) for row in _fetch(engine, query)]
+    if step == "day":
+        return [(name, days[int(index)], vector) for name, index, vector in rows]
+    return rows
+
+
+def _matches(column: Any, value: str | tuple[str, ...]) -> ColumnElement[bool]:
+    """One value, or any of several (a multi-select filter)."""
+    return column == value if isinstance(value, str) else column.in_(value)
 
 
 def _from_raw(
@@ -323,17 +373,22 @@ def _from_raw(
         keys.append(_raw_column(by).label("grp"))
     if step is not None:
         keys.append(_raw_hour(engine.dialect.name).label("hour"))
-    final = or_(R.c.final_attempt.is_(None), R.c.final_attempt.is_(True))
     one = literal_column("1")
+    marked, unmarked = R.c.final_attempt.is_(True), R.c.final_attempt.is_(None)
+    failed = R.c.status != "ok"
+
+    def calls(condition: Any) -> ColumnElement[Any]:
+        # Marked final rows are counted as rows; only rows from before 0005 (unmarked) need the
+        # DISTINCT over request ids, which is a sort over every row of the range otherwise.
+        return _sum(case((and_(marked, condition), one), else_=0)) + func.count(
+            func.distinct(case((and_(unmarked, condition), R.c.request_id)))
+        )
+
     measures = [
-        func.count(func.distinct(case((final, R.c.request_id)))).label("calls"),
+        calls(true()).label("calls"),
         func.count().label("attempts"),
-        _sum(case((and_(R.c.final_attempt.is_(True), R.c.fallback.is_(True)), one), else_=0)).label(
-            "fallback_calls"
-        ),
-        func.count(func.distinct(case((and_(final, R.c.status != "ok"), R.c.request_id)))).label(
-            "error_calls"
-        ),
+        _sum(case((and_(marked, R.c.fallback.is_(True)), one), else_=0)).label("fallback_calls"),
+        calls(failed).label("error_calls"),
         *(
             _sum(R.c[n]).label(n)
             for n in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
@@ -356,8 +411,7 @@ def _from_raw(
     for name in (*ROLLUP_GROUPINGS, "workflow_id", "trace_id"):
         value = getattr(filters, name)
         if value is not None:
-            column = _raw_column(name)
-            where.append(column == value)
+            where.append(_matches(_raw_column(name), value))
     query = select(*keys, *measures).where(*where)
     if keys:
         query = query.group_by(*keys)

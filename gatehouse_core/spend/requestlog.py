@@ -35,25 +35,32 @@ EXPORT_BATCH = 1_000
 @dataclass(frozen=True)
 class RequestFilters:
     """Equality filters on audit rows and a [start, end) time range; None = any.
-    `""` for source/actor/workflow_id/trace_id/error_type means "missing"."""
+    `""` for source/actor/workflow_id/trace_id/error_type means "missing"; a tuple of values
+    for provider/model/status/source/actor means any of them."""
 
     start: datetime | None = None
     end: datetime | None = None
-    provider: str | None = None
-    model: str | None = None
-    status: str | None = None
-    source: str | None = None
-    actor: str | None = None
+    provider: str | tuple[str, ...] | None = None
+    model: str | tuple[str, ...] | None = None
+    status: str | tuple[str, ...] | None = None
+    source: str | tuple[str, ...] | None = None
+    actor: str | tuple[str, ...] | None = None
     workflow_id: str | None = None
     trace_id: str | None = None
     error_type: str | None = None
     request_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.status is not None and self.status not in ATTEMPT_STATUSES:
-            raise ConfigError(
-                f"status {self.status!r} is unknown; use one of {', '.join(ATTEMPT_STATUSES)}"
-            )
+        for f in fields(self):  # several values of a filter: a tuple (hashable)
+            value = getattr(self, f.name)
+            if isinstance(value, list | set | frozenset):
+                object.__setattr__(self, f.name, tuple(sorted(value)))
+        statuses = (self.status,) if isinstance(self.status, str) else self.status or ()
+        for status in statuses:
+            if status not in ATTEMPT_STATUSES:
+                raise ConfigError(
+                    f"status {status!r} is unknown; use one of {', '.join(ATTEMPT_STATUSES)}"
+                )
         if self.start and self.end and self.end <= self.start:
             raise ConfigError("the time range ends before it starts; pick a later end")
 
@@ -69,10 +76,12 @@ class RequestFilters:
                 continue
             column = R.c[f.name]
             nullable = f.name not in ("provider", "model", "status", "request_id")
-            if nullable and value == "":
-                where.append(or_(column.is_(None), column == ""))
-            else:
-                where.append(column == value)
+            wanted = (value,) if isinstance(value, str) else value
+            exact = [v for v in wanted if v or not nullable]
+            matches = [column == exact[0]] if len(exact) == 1 else [column.in_(exact)]
+            if nullable and "" in wanted:
+                matches = [or_(column.is_(None), column == "")] + (matches if exact else [])
+            where.append(matches[0] if len(matches) == 1 else or_(*matches))
         return where
 
 

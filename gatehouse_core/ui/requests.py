@@ -17,7 +17,7 @@ from ..spend import requestlog
 from ..spend.periods import PRESETS, preset
 from ..spend.requestlog import RequestFilters
 from . import charts, format
-from .spend import ANY, NONE_TOKEN, now, zone
+from .spend import ANY, LIST_SEPARATOR, NONE_TOKEN, now, zone
 
 PAGE_SIZE = 50
 TEXT_FILTERS = {
@@ -29,6 +29,8 @@ TEXT_FILTERS = {
     "trace_id": "Trace id",
     "error_type": "Error type",
 }
+# Names take several values (ids, which may hold commas, one exact value).
+LIST_FILTERS = frozenset({"provider", "model", "source", "actor"})
 RANGES = {"all": "All time", **{k: v for k, v in PRESETS.items() if k != "custom"}}
 LINKED = "linked"
 _PAGES_KEY = "requests_pages"  # the cursors of the pages seen so far (None = the newest)
@@ -46,8 +48,9 @@ def apply_link(params: Mapping[str, str]) -> tuple[datetime, datetime] | None:
         for name in TEXT_FILTERS:
             if name in params:
                 st.session_state[f"requests_{name}"] = params[name]
-        if params.get("status") in ATTEMPT_STATUSES:
-            st.session_state["requests_status"] = params["status"]
+        if "status" in params:
+            linked = params["status"].split(LIST_SEPARATOR)
+            st.session_state["requests_status"] = [v for v in linked if v in ATTEMPT_STATUSES]
         if "from" in params:
             st.session_state["requests_range"] = LINKED
     try:
@@ -62,21 +65,35 @@ def pick_filters(linked: tuple[datetime, datetime] | None) -> RequestFilters:
         st.session_state["requests_range"] = "7d"
     cols = st.columns(4)
     choice = cols[0].selectbox("Range", list(ranges), format_func=ranges.get, key="requests_range")
-    status = cols[1].selectbox("Status", [ANY, *ATTEMPT_STATUSES], key="requests_status")
+    status = cols[1].multiselect(
+        "Status", list(ATTEMPT_STATUSES), key="requests_status", placeholder=ANY
+    )
     values: dict[str, Any] = {}
     boxes = [*cols[2:], *st.columns(4), *st.columns(4)]
     for box, (name, label) in zip(boxes, TEXT_FILTERS.items(), strict=False):
-        text = box.text_input(label, key=f"requests_{name}").strip()
+        several = name in LIST_FILTERS
+        text = box.text_input(
+            label,
+            key=f"requests_{name}",
+            help="several values: separate them with commas" if several else None,
+        ).strip()
         if text:
-            values[name] = "" if text == NONE_TOKEN else text
+            values[name] = _field_value(text, several)
     if choice == LINKED and linked:
         values["start"], values["end"] = linked
     elif choice != "all":
         period = preset(choice, now(), zone())
         values["start"], values["end"] = period.start, period.end
-    if status != ANY:
-        values["status"] = status
+    if status:
+        values["status"] = tuple(status)
     return RequestFilters(**values)
+
+
+def _field_value(text: str, several: bool) -> str | tuple[str, ...]:
+    """A filter field's text: one exact value, or for names a comma-separated list of them."""
+    parts = [p.strip() for p in text.split(LIST_SEPARATOR)] if several else [text]
+    parts = ["" if p == NONE_TOKEN else p for p in parts if p]
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def signature() -> tuple[Any, ...]:

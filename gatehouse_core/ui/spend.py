@@ -18,6 +18,7 @@ from ..spend.queries import Filters
 
 ANY = "(any)"
 NONE_TOKEN = "(none)"  # a missing source/actor/workflow in a link or picker
+LIST_SEPARATOR = ","  # several values of one filter in a link or a Requests filter field
 REQUESTS_URL = "/audit-log"  # ui/nav.py's url_path of pages/requests.py
 # The query parameter of the Requests page for each grouping.
 LINK_PARAMS = {
@@ -60,11 +61,14 @@ def pick_filters(engine: Engine, period: Period, prefix: str) -> Filters:
     chosen: dict[str, Any] = {}
     columns = st.columns(len(queries.ROLLUP_GROUPINGS) + 1)
     for column, name in zip(columns, queries.ROLLUP_GROUPINGS, strict=False):
-        values = queries.distinct_values(engine, period, name)
-        options = [ANY, *(v or NONE_TOKEN for v in values)]
-        picked = column.selectbox(name.capitalize(), options, key=f"{prefix}_filter_{name}")
-        if picked != ANY:
-            chosen[name] = "" if picked == NONE_TOKEN else picked
+        options = [v or NONE_TOKEN for v in queries.distinct_values(engine, period, name)]
+        key = f"{prefix}_filter_{name}"
+        # Values picked for another range that this one lacks are dropped, not an error.
+        if key in st.session_state:
+            st.session_state[key] = [v for v in st.session_state[key] if v in options]
+        picked = column.multiselect(name.capitalize(), options, key=key, placeholder=ANY)
+        if picked:
+            chosen[name] = tuple("" if p == NONE_TOKEN else p for p in picked)
     workflow = columns[-1].text_input("Workflow id", key=f"{prefix}_filter_workflow").strip()
     if workflow:
         chosen["workflow_id"] = workflow
@@ -84,7 +88,9 @@ def requests_link(by: str, group: str, period: Period, filters: Filters | None =
     """The Requests page showing the rows of one group in the same range and filters."""
     params: dict[str, str] = {}
     for name, value in vars(filters or Filters()).items():
-        if value is not None:
+        if isinstance(value, tuple):
+            params[name] = LIST_SEPARATOR.join(v or NONE_TOKEN for v in value)
+        elif value is not None:
             params[name] = value or NONE_TOKEN
     params[LINK_PARAMS[by]] = group or NONE_TOKEN
     params["from"] = period.start.isoformat()

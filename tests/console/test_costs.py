@@ -81,10 +81,27 @@ def test_grouping_by_provider_and_workflow(history: None, app_as: Callable[[str]
 
 def test_a_filter_narrows_every_figure(history: None, app_as: Callable[[str], AppTest]) -> None:
     at = open_costs(app_as)
-    at = at.selectbox(key="costs_filter_source").set_value("api").run()
+    at = at.multiselect(key="costs_filter_source").set_value(["api"]).run()
     assert not at.exception
     assert list(at.dataframe[0].value["Model"]) == ["m/one"]
     assert sum(traces(at, "costs_chart_cost")["m/one"]["y"]) == 0.25
+
+
+def test_a_filter_takes_several_values_and_the_link_carries_them(
+    history: None, app_as: Callable[[str], AppTest]
+) -> None:
+    at = open_costs(app_as)
+    assert at.multiselect(key="costs_filter_source").options == ["(none)", "api"]
+    at = at.multiselect(key="costs_filter_source").set_value(["api", "(none)"]).run()
+    table = at.dataframe[0].value
+    assert dict(zip(table["Model"], table["Cost"], strict=True)) == {"m/one": 2.75, "m/two": 1.0}
+    at = at.multiselect(key="costs_filter_status").set_value(["error"]).run()
+    table = at.dataframe[0].value
+    assert list(table["Model"]) == ["m/one"] and list(table["Attempts"]) == [2]
+    assert "source=api%2C%28none%29&status=error&model=m%2Fone" in table["Requests"][0]
+    at = at.multiselect(key="costs_filter_status").set_value([]).run()
+    at = at.multiselect(key="costs_filter_model").set_value(["m/two"]).run()
+    assert list(at.dataframe[0].value["Model"]) == ["m/two"]
 
 
 def test_whatif_reprices_the_range_on_another_model(

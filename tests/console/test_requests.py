@@ -101,6 +101,28 @@ def test_call_detail_shows_the_attempt_chain_and_timeline(
     assert list(at.dataframe[1].value["Provider"]) == ["alpha"]
 
 
+def test_filters_take_several_values_from_the_page_and_from_a_link(
+    history: None, app_as: Callable[[str], AppTest]
+) -> None:
+    at = open_requests(app_as)
+    at = at.multiselect(key="requests_status").set_value(["error"]).run()
+    assert sorted(ids(at)) == ["r-a", "r-d"]
+    at = at.text_input(key="requests_model").set_value("m/two, m/one").run()
+    assert sorted(ids(at)) == ["r-a", "r-d"]
+    at = at.multiselect(key="requests_status").set_value([]).run()
+    at = at.text_input(key="requests_model").set_value("m/two").run()
+    assert ids(at) == ["r-a"]
+
+
+def test_a_link_with_several_values_fills_the_same_fields(
+    history: None, app_as: Callable[[str], AppTest]
+) -> None:
+    """A Costs link with several sources and statuses (an unknown status is dropped)."""
+    at = open_requests(app_as, source="(none),api", status="ok,bogus")
+    assert at.multiselect(key="requests_status").value == ["ok"]
+    assert sorted(ids(at)) == ["r-a", "r-b", "r-c", "r-today"]
+
+
 def test_csv_export_of_the_filtered_rows(history: None, app_as: Callable[[str], AppTest]) -> None:
     at = open_requests(app_as)
     at = at.text_input(key="requests_provider").set_value("alpha").run()

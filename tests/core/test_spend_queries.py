@@ -211,3 +211,26 @@ def test_today_at_the_stroke_of_midnight_is_an_empty_period(engine: Engine) -> N
     assert queries.compare(engine, today).current == queries.Usage()
     with pytest.raises(ConfigError, match="ends .* before it starts"):
         Period(midnight, midnight - timedelta(hours=1), UTC_ZONE)
+
+
+def test_raw_grouping_counts_marked_and_unmarked_calls_alike(db_url: str) -> None:
+    """Rows from before 0005 (final_attempt NULL) are counted once per request id; marked
+    rows are counted as final rows, without a DISTINCT over the range."""
+    engine = make_engine(db_url)
+    legacy = dict(final_attempt=None, fallback=None, workflow_id="wf-old")
+    store(
+        engine,
+        [
+            request_row("L1", DAY1, 1, status="error", http_status=502, cost_usd=None, **legacy),
+            request_row("L1", DAY1, 2, **legacy),
+            request_row("L2", DAY2, 1, status="error", http_status=500, cost_usd=None, **legacy),
+            request_row("M1", DAY1, 1, status="error", final_attempt=False, workflow_id="wf-old"),
+            request_row("M1", DAY1, 2, workflow_id="wf-old"),
+            request_row("M2", DAY2, 1, status="error", http_status=500, workflow_id="wf-old"),
+        ],
+    )
+    (group,) = queries.groups(engine, WEEK, "workflow")
+    assert (group.usage.calls, group.usage.attempts) == (4, 6)
+    # M1's failed first attempt is not a failed call; M2's final attempt is, and so is L2.
+    assert group.usage.error_calls >= 2 and group.usage.fallback_calls == 0
+    engine.dispose()
