@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import Engine, MetaData, select
 
 from gatehouse_core.audit import _insert_batch, normalize_row
 from gatehouse_core.crypto import SecretBox
+from gatehouse_core.errors import ConfigError, ValidationError
 from gatehouse_core.providers import ProviderConfig
 from gatehouse_core.registry import Registry
 from gatehouse_core.schema import LLMRequest, Reconciliation, SettingsAudit
@@ -300,29 +303,18 @@ def test_management_key_validation_and_listing(registry: Registry) -> None:
     registry.set_management_key("primary", MGMT_KEY, actor="test")
     assert registry.get("primary").to_json()["management_key"] == "sk-or-…5e7c"
     assert registry.management_key("primary") == MGMT_KEY
-    from gatehouse_core.errors import ValidationError
-
     with pytest.raises(ValidationError, match="spaces"):
         registry.set_management_key("primary", "sk-or-v1 with space", actor="test")
 
 
 def test_secrets_rotation_re_encrypts_the_management_key(
-    engine: Engine, registry: Registry, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, registry: Registry
 ) -> None:
-    from cryptography.fernet import Fernet
-
     registry.set_management_key("primary", MGMT_KEY, actor="test")
-    old = registry.box
     new_key = Fernet.generate_key().decode()
-    rotated = Registry(engine, SecretBox([new_key, *old_keys(monkeypatch)]), ttl=0)
-    rotated.rotate_secrets(actor="test")
+    old_key = os.environ["GATEHOUSE_SECRETS_KEY"]
+    Registry(engine, SecretBox([new_key, old_key]), ttl=0).rotate_secrets(actor="test")
     assert Registry(engine, SecretBox([new_key]), ttl=0).management_key("primary") == MGMT_KEY
-
-
-def old_keys(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    import os
-
-    return [os.environ["GATEHOUSE_SECRETS_KEY"]]
 
 
 def test_days_for_since_and_day() -> None:
@@ -330,8 +322,6 @@ def test_days_for_since_and_day() -> None:
     assert days_for(now=NOW, zone=utc) == [date(2026, 11, 29)]
     assert days_for(since="3d", now=NOW, zone=utc) == [date(2026, 11, d) for d in (27, 28, 29)]
     assert days_for(day=date(2026, 11, 30), now=NOW, zone=utc) == [date(2026, 11, 30)]
-    from gatehouse_core.errors import ConfigError
-
     with pytest.raises(ConfigError, match="number of days"):
         days_for(since="1w", now=NOW, zone=utc)
 
