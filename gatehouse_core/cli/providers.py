@@ -198,7 +198,7 @@ def show_provider(args: argparse.Namespace, ctx: Context) -> int:
             "key rotated",
             view.key.rotated_at.isoformat() if view.key and view.key.rotated_at else "-",
         ),
-        ("management key", _management_display(view)),
+        ("mgmt key", _management_display(view)),  # the OpenRouter management key
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

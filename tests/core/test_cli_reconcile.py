@@ -79,7 +79,7 @@ def test_set_management_key_is_stored_masked_and_audited(
     assert shown["management_key"] == "sk-or-…5e7c"
     [listed] = json.loads(ok(capsys, "providers", "list", "--json"))
     assert listed["management_key"] == "sk-or-…5e7c"
-    assert "management key  sk-or-…5e7c" in ok(capsys, "providers", "show", "primary")
+    assert "mgmt key       sk-or-…5e7c" in ok(capsys, "providers", "show", "primary")
     from gatehouse_core.crypto import SecretBox
 
     [entry] = [
