@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from .. import settings
 from ..spend.periods import parse_date
 from ..spend.reconcile import DayResult, days_for, reconcile
-from .context import Context
+from .context import Context, refuse_pasted_key
 from .output import print_json, print_table
 
 
@@ -43,6 +43,7 @@ def run_reconcile(args: argparse.Namespace, ctx: Context) -> int:
     now = datetime.now(UTC)
     day = parse_date(args.day, "--day") if args.day else None
     days = days_for(day=day, since=args.since, now=now, zone=zone)
+    refuse_pasted_key(args.provider, ctx.registry, "--provider")
     providers = [args.provider] if args.provider else None
     results = reconcile(ctx.engine, ctx.registry, days, zone=zone, providers=providers, now=now)
     if args.json:

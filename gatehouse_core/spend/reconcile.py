@@ -38,7 +38,7 @@ from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, sel
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .. import settings
-from ..db import unreachable
+from ..db import transaction, unreachable
 from ..errors import ConfigError, GatehouseError
 from ..hosts import host_error
 from ..registry import Registry
@@ -342,7 +342,10 @@ def _reconcile_day(
         warnings.append("OpenRouter truncated the per-model rows; its totals are partial")
     theirs = _their_models(models.rows)
     corrected: dict[str, int] = {}
-    with engine.begin() as conn:
+    # Write-locked (SQLite BEGIN IMMEDIATE, PostgreSQL advisory lock): two runs of the same
+    # day cannot both read a row as uncorrected and move its rollup bucket twice.
+    with transaction(engine, write_lock=True) as session:
+        conn = session.connection()
         if billed:
             corrected = _correct(conn, ledger.provider, start, end, billed)
         ours = _our_models(conn, ledger.provider, start, end)
@@ -394,8 +397,6 @@ def _correct(
         R.c.status != NOT_SENT_STATUS,
         short,
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # no concurrent correction of the same rows
     before: list[dict[str, Any]] = []
     after: list[dict[str, Any]] = []
     for row in conn.execute(query).mappings():

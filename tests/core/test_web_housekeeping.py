@@ -70,7 +70,7 @@ MGMT_KEY = "sk-or-v1-management-key-00005e7c"
 def _provider_with_management_key(engine: Engine, fake: FakeOpenRouter, key: str) -> Registry:
     registry = Registry(engine, SecretBox.from_env(), ttl=0)
     registry.add(
-        ProviderConfig(name="primary", base_url=fake.base_url, default_model="m"),
+        ProviderConfig(name="primary", base_url=fake.base_url, default_model="test/m"),
         actor="test",
         api_key=DEFAULT_KEY,
     )
