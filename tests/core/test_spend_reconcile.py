@@ -344,3 +344,18 @@ def _no_audit_leak(engine: Engine) -> Iterator[None]:
     with engine.connect() as conn:
         rows = conn.execute(select(SettingsAudit.__table__)).all()
     assert MGMT_KEY not in str(rows)
+
+
+@pytest.mark.usefixtures("data_set")
+def test_two_runs_at_once_correct_each_generation_once(engine: Engine, registry: Registry) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run() -> int:
+        [result] = reconcile(engine, registry, [DAY], zone=ZoneInfo("UTC"), now=NOW)
+        return result.corrected_generations
+
+    with ThreadPoolExecutor(2) as pool:
+        corrected = sorted(pool.map(lambda _: run(), range(2)))
+    assert corrected == [0, 2]  # the second run found nothing left to correct
+    assert cost_of(engine, "r2") == (pytest.approx(0.05), "reconciled")
+    assert_same(stored_rollup(engine), raw_rollup(engine))
