@@ -296,13 +296,24 @@ def reconcile(
         raise LedgerError(f"No provider has a management key; {NO_KEY_HINT}")
     wanted = sorted(set(days))
     results: list[DayResult] = []
+    refused: list[LedgerError] = []
     for name in names:
-        with _ledger(registry, name, env, transport) as ledger:
-            for day in wanted:
-                result = _reconcile_day(engine, ledger, day, zone, now)
-                results.append(result)
-                if progress:
-                    progress(result)
+        try:
+            # A refused key ends this provider's run at its first query; the next provider
+            # (another account) may still be read. Only when every provider fails is it raised.
+            with _ledger(registry, name, env, transport) as ledger:
+                for day in wanted:
+                    result = _reconcile_day(engine, ledger, day, zone, now)
+                    results.append(result)
+                    if progress:
+                        progress(result)
+        except LedgerError as exc:
+            refused.append(exc)
+            log.warning("reconciliation of %s stopped: %s", name, exc)
+            done = {r.day for r in results if r.provider == name}
+            results += [DayResult(d, name, error=str(exc)) for d in wanted if d not in done]
+    if len(refused) == len(names):
+        raise refused[0]
     return results
 
 

@@ -359,3 +359,18 @@ def test_two_runs_at_once_correct_each_generation_once(engine: Engine, registry:
     assert corrected == [0, 2]  # the second run found nothing left to correct
     assert cost_of(engine, "r2") == (pytest.approx(0.05), "reconciled")
     assert_same(stored_rollup(engine), raw_rollup(engine))
+
+
+@pytest.mark.usefixtures("data_set")
+def test_a_refused_provider_does_not_stop_the_others(
+    engine: Engine, registry: Registry, fake_openrouter: FakeOpenRouter
+) -> None:
+    second = ProviderConfig(
+        name="second", base_url=fake_openrouter.base_url, default_model=MINI, priority=2
+    )
+    registry.add(second, actor="test", api_key=DEFAULT_KEY)
+    registry.set_management_key("second", "sk-or-v1-unknown-management-0000", actor="test")
+    results = reconcile(engine, registry, [DAY], zone=ZoneInfo("UTC"), now=NOW)
+    assert {(r.provider, r.ok) for r in results} == {("primary", True), ("second", False)}
+    [failed] = [r for r in results if not r.ok]
+    assert "refused the management key of second (401" in failed.error
