@@ -309,11 +309,12 @@ def reconcile(
                         progress(result)
         except LedgerError as exc:
             refused.append(exc)
-            log.warning("reconciliation of %s stopped: %s", name, exc)
             done = {r.day for r in results if r.provider == name}
             results += [DayResult(d, name, error=str(exc)) for d in wanted if d not in done]
     if len(refused) == len(names):
-        raise refused[0]
+        raise refused[0]  # the caller reports it (CLI line, housekeeping warning)
+    for exc in refused:
+        log.warning("reconciliation stopped for one provider: %s", exc)
     return results
 
 
