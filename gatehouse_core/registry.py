@@ -97,6 +97,7 @@ class ProviderView:
 
     config: ProviderConfig
     key: KeyInfo | None
+    management_key: KeyInfo | None = None  # OpenRouter management key (ledger), if stored
 
     @property
     def name(self) -> str:
@@ -117,6 +118,7 @@ class ProviderView:
         data["key_rotated_at"] = (
             self.key.rotated_at.isoformat() if self.key and self.key.rotated_at else None
         )
+        data["management_key"] = self.management_key.masked if self.management_key else None
         return data
 
 
@@ -221,7 +223,14 @@ class Registry:
         if not stored:
             env_config = self._env_provider()
             return [] if env_config is None else [ProviderView(env_config, self._env_key_info())]
-        return [ProviderView(c, self._key_info(secrets.get(c.name))) for c in _by_priority(stored)]
+        return [
+            ProviderView(
+                c,
+                self._key_info(secrets.get(c.name)),
+                self._management_info(secrets.get(c.name)),
+            )
+            for c in _by_priority(stored)
+        ]
 
     def get(self, name: str) -> ProviderView:
         for view in self.providers():
@@ -254,7 +263,14 @@ class Registry:
         """Providers whose key was encrypted with a key missing from GATEHOUSE_SECRETS_KEY."""
         with self._session() as s:
             rows = s.scalars(select(ProviderSecret).order_by(ProviderSecret.provider_name))
-            return [r.provider_name for r in rows if not self.box.can_decrypt(r.key_fingerprint)]
+            return [r.provider_name for r in rows if not self._decryptable(r)]
+
+    def _decryptable(self, row: ProviderSecret) -> bool:
+        """Both of the row's keys (API key, and the management key when stored) can be read."""
+        management = row.management_key_fingerprint
+        return self.box.can_decrypt(row.key_fingerprint) and (
+            management is None or self.box.can_decrypt(management)
+        )
 
     def check_secrets(self) -> None:
         """Raise SecretsError naming every provider whose key cannot be decrypted."""
@@ -270,6 +286,27 @@ class Registry:
         if resolved.key_error:
             raise SecretsError(resolved.key_error)
         return resolved.api_key
+
+    def management_key(self, name: str) -> str | None:
+        """The decrypted management key of a stored provider, or None when none is stored.
+
+        Read on demand (reconciliation), never part of the gateway's snapshot; the key is
+        registered with the log scrubber like every decrypted API key."""
+        with self._session() as s:
+            row = s.get(ProviderSecret, name)
+            ciphertext = row.management_ciphertext if row is not None else None
+        if ciphertext is None:
+            return None
+        try:
+            key = self.box.open(ciphertext)
+        except SecretsError:
+            raise SecretsError(
+                f"Cannot decrypt the stored management key of {name}: it was encrypted with a "
+                "key that is not in GATEHOUSE_SECRETS_KEY. Set it again with `gatehouse "
+                f"providers set-management-key {name}`."
+            ) from None
+        register_secret(key)
+        return key
 
     def snapshot(self, *, force: bool = False) -> Snapshot:
         """The current providers with keys, re-read only when the stored version changed.
@@ -446,6 +483,44 @@ class Registry:
             actor, "provider.set_key", name, lambda ps: (_find(ps, name), ps)[1], api_key=api_key
         )
 
+    def set_management_key(self, name: str, management_key: str, *, actor: str) -> None:
+        """Store or replace a provider's OpenRouter management key (encrypted, audited masked).
+
+        The provider must be stored and hold its API key already: the management key sits in
+        the same `provider_secrets` row, so removing the provider removes both."""
+        self._refuse_env(name)
+        problem = api_key_error(management_key)
+        if problem:
+            raise ValidationError({"management_key": problem.replace("API key", "key")})
+        with transaction(self.engine, write_lock=True) as s:
+            row = s.get(SystemSetting, PROVIDERS_KEY, with_for_update=True)
+            _find(self._stored_configs(s, row), name)
+            secret = s.get(ProviderSecret, name, with_for_update=True)
+            if secret is None:
+                raise ValidationError(
+                    {
+                        "management_key": f"{name} has no API key stored; store it first "
+                        f"(`gatehouse providers set-key {name} --api-key-stdin`)"
+                    }
+                )
+            before = self._management_info(secret)
+            sealed = self.box.seal(management_key)
+            secret.management_ciphertext = sealed.ciphertext
+            secret.management_key_fingerprint = sealed.key_fingerprint
+            secret.management_key_prefix = sealed.key_prefix
+            secret.management_last4 = sealed.last4
+            secret.management_rotated_at = utcnow()
+            s.add(
+                SettingsAudit(
+                    actor=actor,
+                    action="provider.set_management_key",
+                    target=name,
+                    before={"management_key": before.masked if before else None},
+                    after={"management_key": mask(sealed.key_prefix, sealed.last4)},
+                )
+            )
+        register_secret(management_key)
+
     def reorder(self, names: list[str], *, actor: str) -> None:
         """Set priorities 1..n in the given order (names not listed keep their place after)."""
 
@@ -474,6 +549,9 @@ class Registry:
                 row.ciphertext = self.box.rotate(row.ciphertext)
                 row.key_fingerprint = self.box.primary_fingerprint
                 row.rotated_at = utcnow()
+                if row.management_ciphertext is not None:
+                    row.management_ciphertext = self.box.rotate(row.management_ciphertext)
+                    row.management_key_fingerprint = self.box.primary_fingerprint
             report = RotationReport(rotated=rotated, total=len(rows))
             s.add(
                 SettingsAudit(
@@ -696,6 +774,19 @@ class Registry:
             created_at=secret.created_at,
             rotated_at=secret.rotated_at,
             decryptable=self.box.can_decrypt(secret.key_fingerprint),
+        )
+
+    def _management_info(self, secret: ProviderSecret | None) -> KeyInfo | None:
+        if secret is None or secret.management_ciphertext is None:
+            return None
+        fingerprint = secret.management_key_fingerprint or ""
+        return KeyInfo(
+            prefix=secret.management_key_prefix or "",
+            last4=secret.management_last4 or "",
+            fingerprint=fingerprint,
+            created_at=secret.management_rotated_at,
+            rotated_at=secret.management_rotated_at,
+            decryptable=self.box.can_decrypt(fingerprint),
         )
 
     def _env_provider(self) -> ProviderConfig | None:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ATTEMPT_STATUSES = ("ok", "error", "incomplete", "rejected")
-COST_SOURCES = ("provider", "estimated", "unknown")
+# "reconciled" is only ever set later, on stored rows, by spend/reconcile.py (OpenRouter's bill).
+COST_SOURCES = ("provider", "estimated", "unknown", "reconciled")
 
 
 @dataclass(frozen=True)

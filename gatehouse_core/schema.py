@@ -6,7 +6,7 @@ migrated database with this metadata so the two cannot drift apart.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -73,7 +73,11 @@ class SystemSetting(Base):
 
 
 class ProviderSecret(Base):
-    """One encrypted API key per provider; never plaintext, kept apart from the JSON config."""
+    """One encrypted API key per provider; never plaintext, kept apart from the JSON config.
+
+    The optional `management_*` columns hold the provider's OpenRouter *management* key (for
+    the analytics ledger, `spend/reconcile.py`), sealed by the same SecretBox (0008).
+    """
 
     __tablename__ = "provider_secrets"
 
@@ -84,6 +88,11 @@ class ProviderSecret(Base):
     last4: Mapped[str] = mapped_column(String(4))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     rotated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    management_ciphertext: Mapped[str | None] = mapped_column(Text)
+    management_key_fingerprint: Mapped[str | None] = mapped_column(String(32))
+    management_key_prefix: Mapped[str | None] = mapped_column(String(16))
+    management_last4: Mapped[str | None] = mapped_column(String(4))
+    management_rotated_at: Mapped[datetime | None]
 
 
 class SettingsAudit(Base):
@@ -309,6 +318,33 @@ class AlertDelivery(Base):
     status: Mapped[str] = mapped_column(String(16))
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Reconciliation(Base):
+    """Our spend against OpenRouter's ledger for one day × provider × model (`gatehouse
+    reconcile`). `day` is a calendar day of `timezone` (GATEHOUSE_TIMEZONE when it ran);
+    re-running a day replaces its rows (the unique key). `drift_usd` = openrouter - ours;
+    `drift_pct` is relative to OpenRouter's figure (None when that is 0)."""
+
+    __tablename__ = "reconciliations"
+    __table_args__ = (
+        Index("uq_reconciliations_day", "day", "provider", "model", unique=True),
+        Index("ix_reconciliations_checked_at", "checked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date]
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    ours_usd: Mapped[float] = mapped_column(Money, default=0)
+    openrouter_usd: Mapped[float] = mapped_column(Money, default=0)
+    ours_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    openrouter_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    drift_usd: Mapped[float] = mapped_column(Money, default=0)
+    drift_pct: Mapped[float | None]
+    corrected_generations: Mapped[int] = mapped_column(Integer, default=0)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ConsoleSession(Base):

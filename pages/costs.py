@@ -1,8 +1,10 @@
-"""Costs (viewer and up): where the money went, per group and day; what-if; forecast."""
+"""Costs (viewer and up): where the money went, per group and day; what-if; forecast; drift
+against OpenRouter's ledger."""
 
 import streamlit as st
 
 from gatehouse_core.spend import queries
+from gatehouse_core.spend.drift import drift_by_day, reconciled_through
 from gatehouse_core.spend.forecast import month_forecast
 from gatehouse_core.spend.whatif import reprice
 from gatehouse_core.ui import charts, flash, format, guard, state
@@ -96,3 +98,5 @@ with shown():
     cols[1].metric("Month-end forecast", format.usd(f.forecast_usd))
     cols[2].metric("Run-rate", f"{format.usd(f.run_rate_usd_per_day)} / day")
     st.caption(f"Forecast: month to date + {f.method}.")
+
+    ui.render_drift(drift_by_day(engine, period), reconciled_through(engine))

@@ -16,10 +16,36 @@ from typing import NoReturn
 
 from ..errors import GatehouseError
 from ..telemetry import configure_logging, level_from_env, scrub
-from . import admin, alerts, budgets, chat, models, providers, reports, serve, spend, tokens, users
+from . import (
+    admin,
+    alerts,
+    budgets,
+    chat,
+    models,
+    providers,
+    reconcile,
+    reports,
+    serve,
+    spend,
+    tokens,
+    users,
+)
 from .context import Context
 
-GROUPS = (admin, providers, chat, users, models, reports, spend, budgets, alerts, tokens, serve)
+GROUPS = (
+    admin,
+    providers,
+    chat,
+    users,
+    models,
+    reports,
+    spend,
+    budgets,
+    alerts,
+    reconcile,
+    tokens,
+    serve,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,4 +1,5 @@
-"""`gatehouse providers …`: list, show, add, update, remove, enable, disable, set-key."""
+"""`gatehouse providers …`: list, show, add, update, remove, enable, disable, set-key,
+set-management-key."""
 
 from __future__ import annotations
 
@@ -57,6 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     add_key_source(p, required=True)
     p.set_defaults(handler=set_key)
+
+    p = cmds.add_parser(
+        "set-management-key",
+        help="store or replace a provider's OpenRouter management key (encrypted; for "
+        "`gatehouse reconcile`)",
+    )
+    p.add_argument("name")
+    add_key_source(p, required=True)
+    p.set_defaults(handler=set_management_key)
 
     register_provider_test(cmds)
 
@@ -188,6 +198,7 @@ def show_provider(args: argparse.Namespace, ctx: Context) -> int:
             "key rotated",
             view.key.rotated_at.isoformat() if view.key and view.key.rotated_at else "-",
         ),
+        ("mgmt key", _management_display(view)),  # the OpenRouter management key
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -283,6 +294,23 @@ def set_key(args: argparse.Namespace, ctx: Context) -> int:
     ctx.registry.set_key(args.name, api_key, actor=ctx.actor)
     print(f"Stored the API key of {args.name} ({ctx.registry.get(args.name).key.masked})")
     return 0
+
+
+def set_management_key(args: argparse.Namespace, ctx: Context) -> int:
+    refuse_pasted_key(args.name, ctx.registry, "NAME")
+    key = read_api_key(args.api_key_env, args.api_key_stdin)
+    assert key is not None  # the argument group is required
+    ctx.registry.set_management_key(args.name, key, actor=ctx.actor)
+    shown = ctx.registry.get(args.name).management_key
+    print(f"Stored the management key of {args.name} ({shown.masked if shown else '?'})")
+    return 0
+
+
+def _management_display(view: ProviderView) -> str:
+    key = view.management_key
+    if key is None:
+        return "(none)"
+    return key.masked if key.decryptable else f"{key.masked} (cannot decrypt)"
 
 
 def _key_display(view: ProviderView) -> str:

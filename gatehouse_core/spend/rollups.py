@@ -56,6 +56,7 @@ __all__ = [
     "KEY",
     "DayRebuilt",
     "aggregate",
+    "apply_changes",
     "apply_rows",
     "rebuild",
     "rollup_totals",
@@ -238,6 +239,23 @@ def apply_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     buckets = aggregate(rows, chains)
     _write(conn, buckets)
     return len(buckets)
+
+
+def apply_changes(
+    conn: Connection, before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]
+) -> int:
+    """Move the rollup by what changed when rows `before` were updated in place to `after`
+    (same rows, same order; e.g. a cost set by reconciliation), with the same atomic
+    increments as `apply_rows`. Call it inside the transaction that updated the rows."""
+    delta: dict[tuple, list] = {}
+    for sign, rows in ((1, after), (-1, before)):
+        for key, values in aggregate(rows).items():
+            acc = delta.setdefault(key, list(_ZERO))
+            for index, value in enumerate(values):
+                acc[index] += sign * value
+    changed = {key: values for key, values in delta.items() if any(values)}
+    _write(conn, changed)
+    return len(changed)
 
 
 # ---- rebuild from raw rows in SQL ----------------------------------------------------------

@@ -1,16 +1,17 @@
-"""The Costs page's tables, CSV and what-if panel (charts are in ui/charts.py)."""
+"""The Costs page's tables, CSV, what-if and drift panels (charts are in ui/charts.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import streamlit as st
 
 from ..catalog import CatalogEntry
+from ..spend.drift import DayDrift
 from ..spend.periods import Period
 from ..spend.queries import Filters, Group
 from ..spend.whatif import WhatIf
@@ -102,6 +103,56 @@ def render_whatif(result: WhatIf, by: str) -> None:
     cols[2].metric("Difference", _signed(result.difference_usd))
     st.dataframe(
         whatif_rows(result, by), key="costs_whatif_table", hide_index=True, width="stretch"
+    )
+
+
+DRIFT_COLUMNS = {
+    "Ours": st.column_config.NumberColumn(format="$%.4f", help="Recorded by GateHouse"),
+    "OpenRouter": st.column_config.NumberColumn(format="$%.4f", help="OpenRouter's ledger"),
+    "Drift": st.column_config.NumberColumn(format="$%.4f", help="OpenRouter − ours"),
+    "Drift %": st.column_config.NumberColumn(format="%.2f%%", help="Of OpenRouter's figure"),
+    "Corrected": st.column_config.NumberColumn(
+        help="Billed calls we held as failed or $0, set to OpenRouter's cost"
+    ),
+}
+NOT_RECONCILED = (
+    "Not reconciled yet: store an OpenRouter management key (`gatehouse providers "
+    "set-management-key NAME --api-key-stdin`) and run `gatehouse reconcile`; a running "
+    "console then reconciles yesterday once a day."
+)
+
+
+def drift_rows(drift: Sequence[DayDrift]) -> list[dict[str, Any]]:
+    return [
+        {
+            "Day": d.day.isoformat(),
+            "Provider": d.provider,
+            "Ours": round(d.ours_usd, 6),
+            "OpenRouter": round(d.openrouter_usd, 6),
+            "Drift": round(d.drift_usd, 6),
+            "Drift %": None if d.drift_pct is None else round(d.drift_pct, 2),
+            "Corrected": d.corrected_generations,
+        }
+        for d in drift
+    ]
+
+
+def render_drift(drift: Sequence[DayDrift], through: date | None) -> None:
+    """Drift per day and provider against OpenRouter's ledger, with "reconciled through"."""
+    st.subheader("Drift against OpenRouter")
+    if through is None:
+        st.caption(NOT_RECONCILED)
+        return
+    st.caption(f"Reconciled through {through:%Y-%m-%d}")
+    if not drift:
+        st.info("No reconciled day in this range.", icon=":material/info:")
+        return
+    st.dataframe(
+        drift_rows(drift),
+        key="costs_drift_table",
+        hide_index=True,
+        width="stretch",
+        column_config=DRIFT_COLUMNS,
     )
 
 

@@ -117,7 +117,10 @@ TABLE_COLUMNS = {
 def manage_caption(view: ProviderView) -> str:
     """Type and key details of the provider being managed (kept out of the narrow table)."""
     set_at = f", set {format.when(view.key.rotated_at)}" if view.key else ""
-    return f"Stored API key: {key_text(view)}{set_at} · type {view.config.type}"
+    caption = f"Stored API key: {key_text(view)}{set_at} · type {view.config.type}"
+    if view.management_key is not None:  # set from the CLI: `providers set-management-key`
+        caption += f" · management key: {view.management_key.masked}"
+    return caption
 
 
 def default_name(views: list[ProviderView]) -> str | None:

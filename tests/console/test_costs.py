@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert
 from streamlit.testing.v1 import AppTest
 
 from gatehouse_core.db import make_engine
+from gatehouse_core.schema import Reconciliation
 from tests.console.spend_helpers import download, figure, traces
 from tests.spend_rows import known_dataset, store
 
@@ -150,3 +152,50 @@ def test_today_is_charted_per_hour(history: None, app_as: Callable[[str], AppTes
     (trace,) = chart["data"]
     assert trace["name"] == "m/one" and sum(trace["y"]) == 0.5
     assert all(x.endswith("+00:00") for x in trace["x"])  # UTC hour buckets
+
+
+def _reconciled(day: date, provider: str, model: str, ours: float, theirs: float) -> dict:
+    return {
+        "day": day,
+        "provider": provider,
+        "model": model,
+        "ours_usd": ours,
+        "openrouter_usd": theirs,
+        "ours_requests": 1,
+        "openrouter_requests": 1,
+        "drift_usd": theirs - ours,
+        "drift_pct": None,
+        "corrected_generations": 1 if model == "m/one" else 0,
+        "timezone": "UTC",
+        "checked_at": datetime.now(UTC),
+    }
+
+
+def test_drift_panel_shows_each_day_and_provider_with_reconciled_through(
+    history: None, app_as: Callable[[str], AppTest]
+) -> None:
+    at = open_costs(app_as)
+    assert "Not reconciled yet" in " ".join(c.value for c in at.caption)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Reconciliation),
+            [
+                _reconciled(yesterday, "alpha", "m/one", 1.0, 1.5),
+                _reconciled(yesterday, "alpha", "m/two", 0.5, 0.5),
+                _reconciled(yesterday - timedelta(days=1), "beta", "m/one", 2.0, 1.6),
+                _reconciled(yesterday - timedelta(days=90), "beta", "m/one", 9.0, 9.0),
+            ],
+        )
+    at = at.run()
+    assert not at.exception, at.exception
+    assert f"Reconciled through {yesterday:%Y-%m-%d}" in [c.value for c in at.caption]
+    table = at.dataframe[-1].value  # the drift table is the last one on the page
+    assert list(table["Day"]) == [str(yesterday), str(yesterday - timedelta(days=1))]
+    assert list(table["Provider"]) == ["alpha", "beta"]
+    assert list(table["Ours"]) == [1.5, 2.0]
+    assert list(table["OpenRouter"]) == [2.0, 1.6]
+    assert list(table["Drift"]) == pytest.approx([0.5, -0.4])
+    assert list(table["Drift %"]) == pytest.approx([25.0, -25.0])
+    assert list(table["Corrected"]) == [1, 1]

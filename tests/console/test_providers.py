@@ -332,3 +332,18 @@ def test_missing_key_message_points_to_the_page_not_the_cli(
     )
     [message] = [e.value for e in at.error]
     assert "Providers page" in message and "gatehouse providers" not in message
+
+
+def test_a_stored_management_key_is_shown_masked_in_the_manage_caption(
+    providers_page: AppTest, registry: Registry, fake_provider: Callable[..., str]
+) -> None:
+    fake_provider("primary")
+    at = providers_page.run()
+    assert "management key" not in " ".join(c.value for c in at.caption)
+    management_key = "sk-or-v1-management-key-00005e7c"
+    registry.set_management_key("primary", management_key, actor="admin")
+    at = at.run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "management key: sk-or-…5e7c" in captions
+    assert management_key not in texts(at)

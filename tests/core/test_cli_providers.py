@@ -27,6 +27,7 @@ LIST_KEYS = {
     "api_key",
     "key_status",
     "key_rotated_at",
+    "management_key",
 }
 
 

@@ -22,6 +22,12 @@ Fallback routing: when the body carries ``models`` (OpenRouter's fallback list),
 are about the account, not the model) moves on to the next model; the last model's outcome is final.
 Set ``fake.route_fallback_models = False`` to make the fake ignore ``models``.
 
+Ledger (§9 of the wire-format notes): ``fake.bill(...)`` puts a generation on OpenRouter's ledger
+(every completion the fake answers with a cost is billed too), and ``POST /analytics/query``,
+``GET /analytics/meta`` and ``GET /activity`` aggregate it. They take only a key added with
+``fake.add_management_key(key)`` (an inference key gets 403, anything else 401), and
+``fake.fail_analytics(Error(408), ...)`` scripts their next answers.
+
 Run as a process (for browser tests): ``python -m tests.fakes.openrouter --port 0 --port-file P``.
 """
 
@@ -60,6 +66,11 @@ COMPLETION_PRICE_USD_PER_TOKEN = 2e-6
 
 API_PREFIX = "/api/v1"
 PUBLIC_ENDPOINTS = frozenset({"/models"})  # the only endpoint OpenRouter serves without a key
+# Served to management keys only (§9.2, §9.3).
+MANAGEMENT_ENDPOINTS = frozenset({"/analytics/query", "/analytics/meta", "/activity"})
+ANALYTICS_METRICS = ("request_count", "total_usage")
+ANALYTICS_DIMENSIONS = ("model", "generation_id")
+GENERATION_RANGE = timedelta(days=31)  # per-generation dimensions: at most 31-day ranges
 KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
 DONE_EVENT = b"data: [DONE]\n\n"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -142,6 +153,27 @@ def _message_text(message: Any) -> str:
             if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time_range(value: Any) -> tuple[datetime, datetime]:
+    """`time_range` of an analytics query (default: the last 7 days), as aware UTC instants."""
+    if value is None:
+        end = utc_now()
+        return end - timedelta(days=7), end
+    try:
+        start = datetime.fromisoformat(str(value["start"]).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(str(value["end"]).replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("time_range: start and end must be ISO-8601 date-times") from None
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    if start >= end:
+        raise ValueError("Invalid time range: start must be before end")
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _epoch_ms(moment: datetime) -> str:
@@ -379,6 +411,18 @@ class KeyAccount:
     limit_reset: str | None = None
     is_free_tier: bool = False
     is_management_key: bool = False
+
+
+@dataclass(frozen=True)
+class Billed:
+    """One generation on OpenRouter's ledger, what the analytics endpoints add up.
+
+    `model` is what the analytics API reports: the model's permaslug (e.g. a dated id)."""
+
+    generation_id: str
+    model: str
+    cost: float
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -629,9 +673,15 @@ class _Handler(BaseHTTPRequestHandler):
                 ("GET", "/auth/key"): self._key,
                 ("GET", "/credits"): self._credits,
                 ("GET", "/generation"): self._generation,
+                ("POST", "/analytics/query"): self._analytics_query,
+                ("GET", "/analytics/meta"): self._analytics_meta,
+                ("GET", "/activity"): self._activity,
             }.get((request.method, request.endpoint.rstrip("/")))
             if route is None or not request.path.startswith(API_PREFIX):
                 self._send_error(Error(404, "Not Found", user_id=None))
+            elif request.endpoint.rstrip("/") in MANAGEMENT_ENDPOINTS:
+                if self._management(request):
+                    route(request)
             elif request.endpoint in PUBLIC_ENDPOINTS or self._authorized(request):
                 route(request)
         except (_Aborted, BrokenPipeError, ConnectionResetError):
@@ -667,7 +717,57 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def _management(self, request: RecordedRequest) -> bool:
+        """Management-key endpoints: 401 without a known key, 403 for an inference key."""
+        fake = self.server.fake
+        key = request.api_key
+        if key is None:
+            self._send_error(Error(401, "Missing Authentication header", user_id=None))
+            return False
+        if key not in fake.management_keys:
+            if fake.is_valid_key(key):
+                self._send_error(Error(403, "Only management keys can perform this operation"))
+            else:
+                self._send_error(Error.unauthorized())
+            return False
+        scripted = fake._next_analytics_outcome()
+        if scripted is not None:
+            self._send_error(scripted)
+            return False
+        return True
+
     # -- endpoints --
+
+    def _analytics_meta(self, request: RecordedRequest) -> None:
+        data = {
+            "metrics": [
+                {"name": "request_count", "display_label": "Request Count"}
+                | {"is_rate": False, "display_format": "number"},
+                {"name": "total_usage", "display_label": "Total Usage"}
+                | {"is_rate": False, "display_format": "currency"},
+            ],
+            "dimensions": [{"name": n, "display_label": n} for n in ANALYTICS_DIMENSIONS],
+            "operators": [{"name": "eq", "value_type": "scalar"}],
+            "granularities": [{"name": g, "display_label": g} for g in ("hour", "day")],
+        }
+        self._send_json(200, {"data": data})
+
+    def _analytics_query(self, request: RecordedRequest) -> None:
+        try:
+            rows, truncated = self.server.fake.analytics_rows(request.body)
+        except ValueError as exc:
+            self._send_error(Error(400, str(exc), user_id=None))
+            return
+        metadata = {"query_time_ms": 1, "row_count": len(rows), "truncated": truncated}
+        self._send_json(200, {"data": {"data": rows, "metadata": metadata}})
+
+    def _activity(self, request: RecordedRequest) -> None:
+        try:
+            rows = self.server.fake.activity_rows(request.query.get("date"))
+        except ValueError as exc:
+            self._send_error(Error(400, str(exc), user_id=None))
+            return
+        self._send_json(200, {"data": rows})
 
     def _chat(self, request: RecordedRequest) -> None:
         body = request.body
@@ -912,6 +1012,10 @@ class FakeOpenRouter:
         self.credits_require_management_key = False
         # /generation answers 404 this long for a new id; the real lag is about 0.5-1 s.
         self.generation_ready_after = 0.0
+        # The ledger the analytics endpoints aggregate, and who may read it.
+        self.ledger: list[Billed] = []
+        self.management_keys: set[str] = set()
+        self._analytics_outcomes: collections.deque[Error] = collections.deque()
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
         self._requests: list[RecordedRequest] = []
@@ -974,6 +1078,8 @@ class FakeOpenRouter:
             self._queues.clear()
             self._rules.clear()
             self._generations.clear()
+            self.ledger.clear()
+            self._analytics_outcomes.clear()
         self.default_reply = Reply()
 
     # -- scripting --
@@ -1080,6 +1186,112 @@ class FakeOpenRouter:
         }
         return {"data": data}
 
+    # -- the ledger (analytics, activity) --
+
+    def add_management_key(self, key: str) -> None:
+        """Accept `key` on the management endpoints (and only there, like OpenRouter)."""
+        self.management_keys.add(key)
+
+    def bill(self, generation_id: str, model: str, cost: float, at: datetime) -> Billed:
+        """Put one generation on the ledger."""
+        entry = Billed(generation_id, model, cost, at.astimezone(UTC))
+        with self._lock:
+            self.ledger.append(entry)
+        return entry
+
+    def fail_analytics(self, *errors: Error) -> None:
+        """Answer the next management-endpoint requests with these errors, one each."""
+        with self._lock:
+            self._analytics_outcomes.extend(errors)
+
+    def _next_analytics_outcome(self) -> Error | None:
+        with self._lock:
+            return self._analytics_outcomes.popleft() if self._analytics_outcomes else None
+
+    def analytics_rows(self, body: Any) -> tuple[list[dict[str, Any]], bool]:
+        """The rows of `POST /analytics/query` for `body`; ValueError → 400 with its text."""
+        if not isinstance(body, dict):
+            raise ValueError("Invalid request parameters")
+        metrics = body.get("metrics")
+        if not isinstance(metrics, list) or not metrics:
+            raise ValueError("metrics: Too small: expected array to have >=1 items")
+        if unknown := [m for m in metrics if m not in ANALYTICS_METRICS]:
+            raise ValueError(f"Unknown metric: {unknown[0]}")
+        dimensions = body.get("dimensions") or []
+        if len(dimensions) > 2:
+            raise ValueError("dimensions: Too big: expected array to have <=2 items")
+        if unknown := [d for d in dimensions if d not in ANALYTICS_DIMENSIONS]:
+            raise ValueError(f"Unknown dimension: {unknown[0]}")
+        granularity = body.get("granularity")
+        if granularity not in (None, "hour", "day"):
+            raise ValueError(f"Unknown granularity: {granularity}")
+        start, end = _time_range(body.get("time_range"))
+        if "generation_id" in dimensions and end - start > GENERATION_RANGE:
+            raise ValueError("generation_id is limited to 31-day time ranges")
+        limit = int(body.get("limit") or 1000)
+        groups: dict[tuple, dict[str, Any]] = {}
+        with self._lock:
+            entries = [e for e in self.ledger if start <= e.at < end]
+        for entry in entries:
+            row: dict[str, Any] = {d: getattr(entry, d) for d in dimensions}
+            if granularity == "day":
+                row["date__day"] = entry.at.date().isoformat()
+            elif granularity == "hour":
+                hour = entry.at.replace(minute=0, second=0, microsecond=0)
+                row["date__hour"] = hour.isoformat().replace("+00:00", ".000Z")
+            acc = groups.setdefault(tuple(sorted(row.items())), {**row, "n": 0, "usd": 0.0})
+            acc["n"] += 1
+            acc["usd"] += entry.cost
+        rows = []
+        for acc in groups.values():
+            count, usd = acc.pop("n"), acc.pop("usd")
+            if "request_count" in metrics:
+                acc["request_count"] = str(count)  # counts come back as strings (§9.2)
+            if "total_usage" in metrics:
+                acc["total_usage"] = round(usd, 10)
+            rows.append(acc)
+        time_key = next((k for k in ("date__day", "date__hour") if rows and k in rows[0]), None)
+        if time_key:
+            rows.sort(key=lambda r: r[time_key], reverse=True)  # time-descending by default
+        return rows[:limit], len(rows) > limit
+
+    def activity_rows(self, day: str | None) -> list[dict[str, Any]]:
+        """`GET /activity` rows per UTC date × model for the last 30 completed UTC days."""
+        today = datetime.now(UTC).date()
+        if day is not None:
+            try:
+                wanted = datetime.strptime(day, "%Y-%m-%d").date()
+            except ValueError:
+                raise ValueError("Invalid date format, expected YYYY-MM-DD") from None
+            if not (today - timedelta(days=30) <= wanted < today):
+                raise ValueError("Date must be within the last 30 (completed) UTC days")
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        with self._lock:
+            entries = list(self.ledger)
+        for entry in entries:
+            date = entry.at.date()
+            if (day is not None and date.isoformat() != day) or date >= today:
+                continue
+            row = groups.setdefault(
+                (date.isoformat(), entry.model),
+                {
+                    "date": date.isoformat(),
+                    "model": entry.model,
+                    "model_permaslug": entry.model,
+                    "endpoint_id": "00000000-0000-0000-0000-000000000000",
+                    "provider_name": DEFAULT_PROVIDER,
+                    "usage": 0.0,
+                    "byok_usage_inference": 0,
+                    "requests": 0,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "reasoning_tokens": 0,
+                },
+            )
+            row["usage"] = round(row["usage"] + entry.cost, 10)
+            row["requests"] += 1
+        return list(groups.values())
+
     # -- generations --
 
     def _remember(self, gen: _Generation, request: Mapping[str, Any]) -> None:
@@ -1114,6 +1326,8 @@ class FakeOpenRouter:
         }
         with self._lock:
             self._generations[gen.id] = (time.monotonic(), stats)
+            if isinstance(stats["total_cost"], int | float) and stats["total_cost"] > 0:
+                self.ledger.append(Billed(gen.id, gen.model, stats["total_cost"], utc_now()))
 
     def generation_stats(self, generation_id: str) -> dict[str, Any] | None:
         """/generation data for an id, or None if unknown or not "ready" yet."""

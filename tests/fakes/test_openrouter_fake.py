@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx2
@@ -520,3 +521,79 @@ def test_runs_as_a_process_and_writes_its_port(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=5) == 0
+
+
+# --- the ledger: analytics and activity (§9) ---
+
+MGMT = "sk-or-v1-management-key-00005e7c"
+
+
+def analytics(fake: FakeOpenRouter, body: dict, key: str | None = MGMT) -> httpx2.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx2.post(f"{fake.base_url}/analytics/query", json=body, headers=headers)
+
+
+def test_analytics_query_groups_the_ledger_like_openrouter(fake: FakeOpenRouter) -> None:
+    fake.add_management_key(MGMT)
+    fake.bill("g1", "m/a", 0.25, datetime(2026, 11, 28, 10, tzinfo=UTC))
+    fake.bill("g2", "m/a", 0.5, datetime(2026, 11, 29, 10, tzinfo=UTC))
+    fake.bill("g3", "m/b", 1.0, datetime(2026, 11, 29, 11, tzinfo=UTC))
+    body = {
+        "metrics": ["total_usage", "request_count"],
+        "dimensions": ["model"],
+        "granularity": "day",
+        "time_range": {"start": "2026-11-28T00:00:00Z", "end": "2026-11-30T00:00:00Z"},
+    }
+    response = analytics(fake, body)
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["metadata"] == {"query_time_ms": 1, "row_count": 3, "truncated": False}
+    rows = sorted(data["data"], key=lambda r: (r["date__day"], r["model"]))
+    assert rows == [
+        {"model": "m/a", "date__day": "2026-11-28", "request_count": "1", "total_usage": 0.25},
+        {"model": "m/a", "date__day": "2026-11-29", "request_count": "1", "total_usage": 0.5},
+        {"model": "m/b", "date__day": "2026-11-29", "request_count": "1", "total_usage": 1.0},
+    ]
+    per_generation = analytics(
+        fake, body | {"metrics": ["total_usage"], "dimensions": ["generation_id"], "limit": 2}
+    ).json()["data"]
+    assert len(per_generation["data"]) == 2 and per_generation["metadata"]["truncated"]
+
+
+def test_analytics_needs_a_management_key_and_valid_bodies(fake: FakeOpenRouter) -> None:
+    fake.add_management_key(MGMT)
+    body = {"metrics": ["total_usage"]}
+    assert analytics(fake, body, key=None).status_code == 401
+    assert analytics(fake, body, key="sk-or-v1-unknown-key-000000").status_code == 401
+    refused = analytics(fake, body, key=DEFAULT_KEY)  # an inference key
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == "Only management keys can perform this operation"
+    too_many = analytics(fake, body | {"dimensions": ["model", "generation_id", "model"]})
+    assert too_many.status_code == 400 and "<=2" in too_many.json()["error"]["message"]
+    long_range = {"start": "2026-01-01T00:00:00Z", "end": "2026-03-01T00:00:00Z"}
+    assert (
+        analytics(
+            fake, body | {"dimensions": ["generation_id"], "time_range": long_range}
+        ).status_code
+        == 400
+    )
+    fake.fail_analytics(Error(408))
+    assert analytics(fake, body).status_code == 408
+    assert analytics(fake, body).status_code == 200
+
+
+def test_completions_are_billed_and_activity_refuses_today(
+    fake: FakeOpenRouter, client: openai.OpenAI
+) -> None:
+    chat(client)
+    [billed] = fake.ledger
+    assert billed.model == "openai/gpt-4o-mini" and billed.cost == pytest.approx(expected_cost())
+    fake.add_management_key(MGMT)
+    today = datetime.now(UTC).date().isoformat()
+    answer = httpx2.get(
+        f"{fake.base_url}/activity",
+        params={"date": today},
+        headers={"Authorization": f"Bearer {MGMT}"},
+    )
+    assert answer.status_code == 400
+    assert "last 30 (completed) UTC days" in answer.json()["error"]["message"]
