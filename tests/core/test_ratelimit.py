@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +17,7 @@ import pytest
 from gatehouse_core.errors import ConfigError
 from gatehouse_core.providers import RateLimit
 from gatehouse_core.ratelimit import WINDOW_MARGIN_SECONDS, RateLimiter, tokens_wait_seconds
-from tests.conftest import unavailable
+from tests.core.redis_server import RedisServer, own_redis_server
 
 WORKER = Path(__file__).with_name("ratelimit_worker.py")
 HOUR = 3600  # a window so long that no window boundary falls inside a test
@@ -347,42 +345,8 @@ def test_redis_url_that_is_not_redis_is_a_clear_config_error() -> None:
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A private redis-server on a free port, so a test can stop and restart it."""
-    if shutil.which("redis-server") is None:
-        unavailable("redis-server is not installed")
-    server = RedisServer()
-    try:
+    with own_redis_server() as server:
         yield server
-    finally:
-        server.stop()
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
 
 
 def test_redis_lost_mid_run_falls_back_and_returns_after_the_retry_period(
