@@ -8,11 +8,12 @@ from collections.abc import Callable
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from gatehouse_core.auth import UserStore
 from gatehouse_core.catalog import Catalog
 from gatehouse_core.providers import RateLimit
 from gatehouse_core.registry import Registry
 from gatehouse_core.ui.providers import LIMIT_FIELDS
-from tests.console.conftest import texts
+from tests.console.conftest import PASSWORD, texts
 from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter
 
 NEW_KEY = "sk-or-v1-brand-new-key-9999z9y8"
@@ -332,3 +333,22 @@ def test_missing_key_message_points_to_the_page_not_the_cli(
     )
     [message] = [e.value for e in at.error]
     assert "Providers page" in message and "gatehouse providers" not in message
+
+
+def test_adding_from_a_page_opened_before_a_demotion_is_refused(
+    providers_page: AppTest, users: UserStore, registry: Registry
+) -> None:
+    # Streamlit runs on_click callbacks before the page's guard: the callback checks itself.
+    users.create("spare", PASSWORD, "admin", actor="seed")  # the last admin cannot be demoted
+    users.set_role("admin", "operator", actor="seed")
+
+    at = fill_add_form(
+        providers_page,
+        name="sneaky",
+        base_url="https://openrouter.ai/api/v1",
+        default_model="openai/gpt-4o-mini",
+    )
+
+    assert not at.exception
+    assert [v.config.name for v in registry.providers()] == []
+    assert "may not manage providers" in texts(at)
