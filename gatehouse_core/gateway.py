@@ -533,16 +533,27 @@ class Gateway:
         stream: bool,
         wait_s: float,
     ) -> Generator[str, None, _Step]:
-        """One request: take a slot, send, read, release the slot, record the outcome."""
+        """One request: reserve the budget, take a slot, send, read, release the slot, record
+        the outcome.
+
+        The rate-limit slot is taken last, right before the send: the provider counts arrivals,
+        so anything slow between admission and sending (the budget check reads the database,
+        debug logging) would let arrivals bunch up past the window (issue 13)."""
         name = provider.config.name
+        refusal = self._reserve(call, provider, model)
+        if refusal is not None:  # nothing was sent and no slot was taken
+            return refusal
+        args = self._request_args(call, model)
         queue_s = max(min(self.queue_timeout, call.remaining()), 0.0)
         try:
             permit = self._acquire(provider, call, queue_s)
         except Exception as exc:  # the limiter failing must not fail the call
+            self._settle_hold(call, None)
             outcome = classify(exc)
             self._record(call, self._failed_attempt(provider, model, outcome))
             return _Step(outcome=outcome)
         if permit is False:
+            self._settle_hold(call, None)
             self._record(
                 call,
                 Attempt(
@@ -555,12 +566,6 @@ class Gateway:
                 ),
             )
             return _Step(queue_refused=True)
-        refusal = self._reserve(call, provider, model)
-        if refusal is not None:  # nothing was sent; the slot goes back unused
-            if permit:
-                permit.release()
-                permit.settle(0)
-            return refusal
         wait_ms = wait_s * 1000 + (permit.wait_ms if permit else 0.0)
         t0 = self._clock()
         deadline = self._attempt_deadline(call)
@@ -570,10 +575,12 @@ class Gateway:
         try:
             if stream:
                 result = yield from self._stream_once(
-                    lease, call, provider, model, t0, wait_ms, deadline, permit or None
+                    lease, call, provider, model, args, t0, wait_ms, deadline, permit or None
                 )
             else:
-                result = self._call_once(lease.client, call, provider, model, t0, wait_ms, deadline)
+                result = self._call_once(
+                    lease.client, call, provider, model, args, t0, wait_ms, deadline
+                )
         except _Interrupted as exc:
             cut, outcome = exc, exc.outcome
         except Exception as exc:  # anything at all ends this attempt, classified
@@ -622,11 +629,11 @@ class Gateway:
         call: _Call,
         provider: ResolvedProvider,
         model: str,
+        args: dict[str, Any],
         t0: float,
         wait_ms: float,
         deadline: AttemptDeadline,
     ) -> ChatResult:
-        args = self._request_args(call, model)
         timeout = max(deadline.remaining(), MIN_REQUEST_SECONDS)
         try:
             # The streaming-response form hands us the response before its body is read, so
@@ -664,12 +671,12 @@ class Gateway:
         call: _Call,
         provider: ResolvedProvider,
         model: str,
+        args: dict[str, Any],
         t0: float,
         wait_ms: float,
         deadline: AttemptDeadline,
         permit: Permit | None,
     ) -> Generator[str, None, ChatResult]:
-        args = self._request_args(call, model)
         timeout = max(deadline.remaining(), MIN_REQUEST_SECONDS)
         try:
             upstream = lease.client.chat.completions.create(**args, stream=True, timeout=timeout)

@@ -14,6 +14,13 @@ Storage is memory by default, or Redis (`GATEHOUSE_REDIS_URL`) so every process 
 (keys `<namespace>:<provider>/requests/...`). When Redis stops answering, limits fall back to this
 process's memory with one warning, and Redis is tried again every `REDIS_RETRY_SECONDS`.
 Counts live in keys that include the limit's amount, so changing a limit starts a fresh window.
+
+Every window is kept `WINDOW_MARGIN_SECONDS` longer than its nominal minute (61 s for "per
+minute"), through `limits`' own items (`RateLimitItemPerSecond(n, 61)`): the provider counts
+arrivals, not our admissions, and a request reaches it some time after its slot was taken. With an
+exact 60 s window, a burst that arrives late and the next burst admitted exactly 60 s after the
+first slots land in one strict 60 s window at the provider (issue 13 measured 131 arrivals at 120
+rpm). With the margin, any delay up to a second between admission and arrival stays in the limit.
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ if window_start > tonumber(ARGV[4]) then return 0 end
 redis.call('DECRBY', KEYS[1], refund)
 return refund
 """
+# How much longer than its nominal length every window is kept (see the module docstring).
+WINDOW_MARGIN_SECONDS = 1
 # How often memory storage drops expired entries (they are ignored on read in between anyway).
 MEMORY_SWEEP_SECONDS = 1.0
 
@@ -133,11 +142,16 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         window_seconds: int = 60,
+        window_margin_seconds: int = WINDOW_MARGIN_SECONDS,
     ):
-        """`window_seconds` is the length of the "minute" (tests shorten it to watch it move)."""
+        """`window_seconds` is the length of the "minute" (tests shorten it to watch it move);
+        each window is kept `window_margin_seconds` longer, so that arrivals at the provider
+        stay within the limit in every strict window of the nominal length."""
+        if window_seconds < 1 or window_margin_seconds < 0:
+            raise ValueError("window_seconds must be >= 1 and window_margin_seconds >= 0")
         self._clock = clock
         self._sleep = sleep
-        self._window = window_seconds
+        self._window = window_seconds + window_margin_seconds
         self._lock = threading.Lock()
         self._providers: dict[str, _ProviderLimits] = {}
         self._memory = _Backend("memory", _SweptMemoryStorage())

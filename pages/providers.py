@@ -27,6 +27,7 @@ ss = st.session_state
 # ---- actions: callbacks run before the rerun that shows their result -------------------
 
 
+@guard.action("providers")  # a click from a tab opened before a demotion
 def add_provider() -> None:
     changes, api_key, errors = ui.read_fields(ADD)
     name = (ss.get(ui.key(ADD, "name")) or "").strip()
@@ -46,6 +47,7 @@ def add_provider() -> None:
     warn_unknown_model(changes["default_model"])
 
 
+@guard.action("providers")
 def save_provider(name: str) -> None:
     before = ui.default_name(registry.providers())
     changes, api_key, errors = ui.read_fields(EDIT)
@@ -80,6 +82,7 @@ def warn_unknown_model(model: str) -> None:
             flash.push("warning", console_wording(warning))
 
 
+@guard.action("providers")
 def run_action(done: str, action: Callable[..., object], *args: object, **kwargs: object) -> None:
     before = ui.default_name(registry.providers())
     try:
@@ -92,6 +95,7 @@ def run_action(done: str, action: Callable[..., object], *args: object, **kwargs
     flash.push("success", with_default_change(done, before))
 
 
+@guard.action("providers")
 def ask_delete(name: str) -> None:
     ss[PENDING_DELETE] = name
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -22,6 +23,17 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("GATEHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("GATEHOUSE_TEST_REQUIRE_SERVICES", "") not in ("", "0")
+
+# Property tests without their own example count run this profile: "ci" (the default) keeps
+# the suite's time modest, GATEHOUSE_HYPOTHESIS_PROFILE=thorough searches ten times longer.
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=250)
+settings.load_profile(os.environ.get("GATEHOUSE_HYPOTHESIS_PROFILE", "ci"))
 
 _CLEARED = (
     "GATEHOUSE_DATABASE_URL",

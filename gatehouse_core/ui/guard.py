@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from typing import NoReturn
+import functools
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from ..auth import PERMISSION_HELP
-from .session import SignedIn, current
+from . import flash, state
+from .session import SignedIn, current, refresh
+
+Callback = TypeVar("Callback", bound=Callable[..., Any])
 
 ENTRYPOINT = "app.py"
 
@@ -37,3 +42,31 @@ def require(permission: str) -> SignedIn:
         )
         st.stop()
     return user
+
+
+def action(permission: str) -> Callable[[Callback], Callback]:
+    """Guard a widget callback (`on_click`/`on_change`) with `permission`.
+
+    Streamlit runs callbacks before the script, i.e. before app.py re-reads the user and before
+    the page's `require`: a tab opened before the user was demoted or disabled still has the
+    button, and its click would go through. The callback re-reads the user first and does
+    nothing (a refusal is flashed) when the role may not act."""
+
+    def wrap(callback: Callback) -> Callback:
+        @functools.wraps(callback)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            user = refresh(state.users(), state.sessions())
+            if user is None:
+                return None  # signed out: the next run shows the sign-in form
+            if not user.can(permission):
+                flash.push(
+                    "error",
+                    f"Your role ({user.role}) may not {PERMISSION_HELP[permission]}; "
+                    "nothing was changed.",
+                )
+                return None
+            return callback(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap

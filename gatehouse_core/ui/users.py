@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from ..auth import UserInfo
-from . import flash, forms, state
+from . import flash, forms, guard, state
 from .errors import message_for
 from .session import current
 
@@ -72,6 +72,7 @@ def shown_once() -> tuple[str, str, str] | None:
 # ---- actions (on_click callbacks) -------------------------------------------------------
 
 
+@guard.action("users")  # callbacks run before the page's guard
 def add_user() -> None:
     ss = st.session_state
     username, role = ss.get("users_add_username", ""), ss.get("users_add_role", "viewer")
@@ -100,6 +101,7 @@ def _run(action: Any, done: str) -> None:
     flash.push("success", done)
 
 
+@guard.action("users")
 def set_role(username: str) -> None:
     role = st.session_state.get("users_role", "")
     _run(
@@ -107,6 +109,7 @@ def set_role(username: str) -> None:
     )
 
 
+@guard.action("users")
 def set_disabled(username: str, disabled: bool) -> None:
     done = (
         f"Disabled {username}; their sessions have ended."
@@ -116,10 +119,12 @@ def set_disabled(username: str, disabled: bool) -> None:
     _run(lambda: state.users().set_disabled(username, disabled, actor=_actor()), done)
 
 
+@guard.action("users")
 def unlock(username: str) -> None:
     _run(lambda: state.users().unlock(username, actor=_actor()), f"Unlocked {username}.")
 
 
+@guard.action("users")
 def reset_password(username: str) -> None:
     password = generate_password()
     try:
@@ -131,6 +136,7 @@ def reset_password(username: str) -> None:
     flash.push("success", f"Reset the password of {username}; their sessions have ended.")
 
 
+@guard.action("users")
 def revoke_sessions(username: str) -> None:
     ended = state.sessions().revoke_user(username, actor=_actor(), reason="revoked by an admin")
     flash.push("success", f"Signed {username} out everywhere ({ended} session(s) ended).")

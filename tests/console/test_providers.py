@@ -8,11 +8,12 @@ from collections.abc import Callable
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from gatehouse_core.auth import UserStore
 from gatehouse_core.catalog import Catalog
 from gatehouse_core.providers import RateLimit
 from gatehouse_core.registry import Registry
 from gatehouse_core.ui.providers import LIMIT_FIELDS
-from tests.console.conftest import texts
+from tests.console.conftest import PASSWORD, texts
 from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter
 
 NEW_KEY = "sk-or-v1-brand-new-key-9999z9y8"
@@ -347,3 +348,22 @@ def test_a_stored_management_key_is_shown_masked_in_the_manage_caption(
     captions = " ".join(c.value for c in at.caption)
     assert "management key: sk-or-…5e7c" in captions
     assert management_key not in texts(at)
+
+
+def test_adding_from_a_page_opened_before_a_demotion_is_refused(
+    providers_page: AppTest, users: UserStore, registry: Registry
+) -> None:
+    # Streamlit runs on_click callbacks before the page's guard: the callback checks itself.
+    users.create("spare", PASSWORD, "admin", actor="seed")  # the last admin cannot be demoted
+    users.set_role("admin", "operator", actor="seed")
+
+    at = fill_add_form(
+        providers_page,
+        name="sneaky",
+        base_url="https://openrouter.ai/api/v1",
+        default_model="openai/gpt-4o-mini",
+    )
+
+    assert not at.exception
+    assert [v.config.name for v in registry.providers()] == []
+    assert "may not manage providers" in texts(at)

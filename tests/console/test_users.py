@@ -175,3 +175,19 @@ def test_every_change_is_audited_without_passwords(admin_users: AppTest, users: 
     with transaction(users.engine) as s:
         dumped = str([(a.before, a.after) for a in s.scalars(select(SettingsAudit))])
     assert password not in dumped and PASSWORD not in dumped
+
+
+def test_a_click_from_a_page_opened_before_a_demotion_changes_nothing(
+    admin_users: AppTest, users: UserStore
+) -> None:
+    # Streamlit runs on_click callbacks before the page's guard: the callback checks itself.
+    users.create("spare", PASSWORD, "admin", actor="seed")  # the last admin cannot be demoted
+    at = admin_users
+    at.text_input(key="users_add_username").set_value("mallory")
+    users.set_role("admin", "viewer", actor="seed")
+
+    at = at.button(key="users_add_submit").click().run()
+
+    assert not at.exception
+    assert "mallory" not in [u.username for u in users.list_users()]
+    assert "may not manage console users" in texts(at)

@@ -314,3 +314,79 @@ def test_a_refused_retry_after_a_real_failure_is_not_reported_as_rate_limited(
         ("error", "service_unavailable"),
         ("rejected", "rate_limit_queue"),
     ]
+
+
+# ---- the slot is taken right before the send (issue 13) --------------------------------------
+
+
+class RecordingBudgets:
+    """An admitter that says yes and writes down what happened to each reservation."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def reserve(self, info: object) -> RecordingBudgets.Hold:
+        self.events.append("budget reserved")
+        return RecordingBudgets.Hold(self.events)
+
+    def rules(self) -> list[object]:
+        return []
+
+    class Hold:
+        amount_usd = 0.01
+
+        def __init__(self, events: list[str]) -> None:
+            self.events = events
+
+        def settle(self, cost: float) -> None:
+            self.events.append("budget settled")
+
+        def release(self) -> None:
+            self.events.append("budget released")
+
+
+class RecordingLimiter(RateLimiter):
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def acquire(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        permit = super().acquire(*args, **kwargs)  # type: ignore[arg-type]
+        self.events.append("slot taken" if permit is not None else "slot refused")
+        return permit
+
+
+def test_the_rate_limit_slot_is_taken_after_the_budget_check_right_before_the_send(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    events: list[str] = []
+    gateway = gateway_factory(
+        provider_spec("a", requests_per_minute=5),
+        limiter=RecordingLimiter(events),
+        budgets=RecordingBudgets(events),
+    )
+
+    gateway.chat(MESSAGES)
+
+    assert events == ["budget reserved", "slot taken", "budget settled"]
+    assert len(fake_openrouter.chat_requests) == 1
+
+
+def test_a_reservation_is_released_when_no_rate_limit_slot_opens(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    events: list[str] = []
+    gateway = gateway_factory(
+        provider_spec("a", requests_per_minute=1),
+        limiter=RecordingLimiter(events),
+        budgets=RecordingBudgets(events),
+        queue_timeout=0,
+    )
+    gateway.chat(MESSAGES)
+    events.clear()
+
+    with pytest.raises(RateLimited):
+        gateway.chat(MESSAGES)
+
+    assert events == ["budget reserved", "slot refused", "budget released"]
+    assert len(fake_openrouter.chat_requests) == 1

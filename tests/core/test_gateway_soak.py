@@ -1,7 +1,8 @@
 """A small fault soak: threads calling chat() and stream() (some abandoning their streams)
 against an upstream that fails a random 40% in every way the fake knows. Every call ends in a
 result or a GatewayError, every upstream request has exactly one audit row, and every call has
-exactly one row marked final. Counts are kept small for CI."""
+exactly one row marked final. Counts are kept small for CI; GATEHOUSE_SOAK_SCALE grows them
+(tests/soak.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import random
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from gatehouse_core import Gateway, GatewayError, RateLimit
 from gatehouse_core.ratelimit import RateLimiter
@@ -24,9 +27,12 @@ from tests.fakes.openrouter import (
     Slow,
     StreamCut,
 )
+from tests.soak import scaled, soak_scale
+
+pytestmark = pytest.mark.soak
 
 MESSAGES = [{"role": "user", "content": "hello"}]
-THREADS, CALLS_PER_THREAD = 4, 15
+THREADS, CALLS_PER_THREAD = 4, scaled(15)
 FAULTS: list[Callable[[], Any]] = [
     lambda: Error(503),
     lambda: Drop(),
@@ -83,7 +89,7 @@ def test_faults_end_in_results_or_gateway_errors_with_one_row_per_request(
     fake_openrouter.enqueue(
         *[
             rng.choice(FAULTS)() if rng.random() < 0.4 else Reply(text="x y z", chunk_delay=0.005)
-            for _ in range(1000)
+            for _ in range(max(1000, 20 * THREADS * CALLS_PER_THREAD))
         ]
     )
     limits = RateLimit(concurrent_requests=3, tokens_per_minute=10**6)
@@ -104,7 +110,7 @@ def test_faults_end_in_results_or_gateway_errors_with_one_row_per_request(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=60 * max(1.0, soak_scale()))
     assert gateway.join_drains(10)
 
     assert raw == []

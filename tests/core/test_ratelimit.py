@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -18,8 +16,8 @@ import pytest
 
 from gatehouse_core.errors import ConfigError
 from gatehouse_core.providers import RateLimit
-from gatehouse_core.ratelimit import RateLimiter, tokens_wait_seconds
-from tests.conftest import unavailable
+from gatehouse_core.ratelimit import WINDOW_MARGIN_SECONDS, RateLimiter, tokens_wait_seconds
+from tests.core.redis_server import RedisServer, own_redis_server
 
 WORKER = Path(__file__).with_name("ratelimit_worker.py")
 HOUR = 3600  # a window so long that no window boundary falls inside a test
@@ -90,7 +88,7 @@ def test_fourth_request_waits_until_the_window_moves_then_passes() -> None:
     permit = limiter.acquire("p", limit, 0, timeout=10)
     assert permit is not None
     assert sleep.calls, "the fourth request should have waited in line"
-    assert all(0 < s <= 1 for s in sleep.calls)  # never longer than the window
+    assert all(0 < s <= 1 + WINDOW_MARGIN_SECONDS for s in sleep.calls)  # window + margin
     assert permit.wait_ms > 0
 
 
@@ -171,7 +169,7 @@ def test_settling_twice_corrects_against_the_last_settled_amount(fake: FakeTime)
 
 
 def test_settle_refunds_nothing_once_the_window_has_moved_on() -> None:
-    limiter = RateLimiter(window_seconds=1)
+    limiter = RateLimiter(window_seconds=1, window_margin_seconds=0)
     limit = RateLimit(tokens_per_minute=1000)
     permit = limiter.acquire("p", limit, 100, 0)
     assert permit is not None
@@ -347,42 +345,8 @@ def test_redis_url_that_is_not_redis_is_a_clear_config_error() -> None:
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A private redis-server on a free port, so a test can stop and restart it."""
-    if shutil.which("redis-server") is None:
-        unavailable("redis-server is not installed")
-    server = RedisServer()
-    try:
+    with own_redis_server() as server:
         yield server
-    finally:
-        server.stop()
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
 
 
 def test_redis_lost_mid_run_falls_back_and_returns_after_the_retry_period(
@@ -432,7 +396,7 @@ def test_memory_limits_start_no_thread_per_call(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_memory_limits_still_drop_expired_entries() -> None:
-    limiter = RateLimiter(window_seconds=1)
+    limiter = RateLimiter(window_seconds=1, window_margin_seconds=0)
     limit = RateLimit(requests_per_minute=5)
     for _ in range(5):
         assert limiter.acquire("p", limit, 1, 0) is not None
@@ -466,3 +430,85 @@ def test_a_redis_token_refund_is_one_round_trip(
     assert len(sent) == 1
     other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
     assert take(other, limit, 1, tokens=10**6 - 600) == [True]  # the 300 really came back
+
+
+# --- the window's safety margin (issue 13) -----------------------------------------------------
+
+SHORT = 2  # a two-second "minute"; the margin stays one whole second
+
+
+def arrivals_over_the_run(
+    limiters: list[RateLimiter], limit: RateLimit, threads: int, seconds: float, delay: float
+) -> list[float]:
+    """Each thread takes permits as fast as it can, from the limiters in turn, and "sends" each
+    request `delay` seconds (at most) after its slot was taken; returns the arrival times."""
+    arrivals: list[float] = []
+    lock = threading.Lock()
+    stop_at = time.time() + seconds
+    first_burst_until = time.time() + delay / 2
+
+    def worker(n: int) -> None:
+        limiter = limiters[n % len(limiters)]
+        for i in range(200):  # bounded; the clock ends the run long before
+            if time.time() >= stop_at:
+                return
+            if limiter.acquire("p", limit, 0, timeout=0.5) is None:
+                continue
+            # the slow part between admission and the send: the first burst is the late one,
+            # later ones vary between on time and late
+            late = time.time() < first_burst_until
+            time.sleep(delay if late else delay * ((n + i) % 3) / 2)
+            with lock:
+                arrivals.append(time.time())
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(seconds + 10)
+    return sorted(arrivals)
+
+
+def most_in_any_window(arrivals: list[float], window: float) -> int:
+    """The largest number of arrivals in any strict window [t, t + window)."""
+    return max(
+        (
+            sum(1 for later in arrivals[i:] if later < start + window)
+            for i, start in enumerate(arrivals)
+        ),
+        default=0,
+    )
+
+
+def test_arrivals_stay_within_the_limit_in_every_nominal_window_despite_a_late_send() -> None:
+    limiter = RateLimiter(window_seconds=SHORT)
+    limit = RateLimit(requests_per_minute=6)
+
+    arrivals = arrivals_over_the_run([limiter], limit, threads=4, seconds=3 * SHORT + 1, delay=0.6)
+
+    assert len(arrivals) >= 2 * 6  # the limit was reached in more than one window
+    assert most_in_any_window(arrivals, SHORT) <= 6
+
+
+def test_without_the_margin_a_late_burst_and_the_next_one_share_a_window() -> None:
+    # The contrast that makes the margin necessary: the slots are exact, the arrivals are not.
+    limiter = RateLimiter(window_seconds=SHORT, window_margin_seconds=0)
+    limit = RateLimit(requests_per_minute=6)
+
+    arrivals = arrivals_over_the_run([limiter], limit, threads=4, seconds=2 * SHORT + 1, delay=0.6)
+
+    assert most_in_any_window(arrivals, SHORT) > 6
+
+
+@pytest.mark.redis
+def test_limiters_sharing_redis_keep_the_margin_across_processes(
+    redis_url: str, namespace: str
+) -> None:
+    # One limiter per would-be process, all on one Redis budget.
+    limiters = [RateLimiter(redis_url, namespace=namespace, window_seconds=SHORT) for _ in range(3)]
+    limit = RateLimit(requests_per_minute=6)
+
+    arrivals = arrivals_over_the_run(limiters, limit, threads=6, seconds=3 * SHORT + 1, delay=0.6)
+
+    assert len(arrivals) >= 2 * 6
+    assert most_in_any_window(arrivals, SHORT) <= 6
