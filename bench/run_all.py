@@ -49,7 +49,7 @@ BENCHES: list[tuple[str, str, list[str], list[str], bool]] = [
     ("audit", "bench_audit.py", [], ["--quick"], True),
     ("ratelimit_micro", "bench_ratelimit.py", [], ["--n", "200"], False),
     ("api", "bench_api.py", [], ["--calls", "50", "--clients", "4", "--per-client", "5"], False),
-    ("dashboard", "bench_dashboard.py", [], ["--quick"], False),  # from the cost-review work
+    ("dashboard", "bench_dashboards.py", ["--keep", "--reuse"], ["--quick"], True),
 ]
 
 
@@ -286,7 +286,7 @@ def audit_table(result: dict[str, Any] | None, busy: bool) -> str:
 def other_table(out_dir: Path, busy: bool) -> str:
     header = ["Bench", "Result", "Machine", "Date"]
     rows = []
-    for name, label in (("api", "HTTP API (proxy), bench_api.py"), ("dashboard", "Dashboard")):
+    for name, label in (("api", "HTTP API (proxy), bench_api.py"),):
         r = load(out_dir, name)
         if _usable(r) and r.get("status") == "ok":
             lines = [
@@ -302,6 +302,47 @@ def other_table(out_dir: Path, busy: bool) -> str:
     return _render(header, rows)
 
 
+def dashboard_table(result: dict[str, Any] | None, busy: bool) -> str:
+    header = [
+        "Rows",
+        "Fill (demo-data)",
+        "Slowest query (median)",
+        "Overview",
+        "Costs 30 d by model",
+        "Requests page 1",
+        "Requests page 50",
+        "Machine",
+        "Date",
+    ]
+    rows = []
+    runs = result.get("runs", {}) if _usable(result) else {}
+    for count, r in runs.items():
+        fill, pages = r.get("fill", {}), r.get("pages", {})
+        slowest = max(
+            r.get("queries", {"-": {"median_ms": 0}}).items(), key=lambda q: q[1]["median_ms"]
+        )
+        filled = (
+            "kept database"
+            if fill.get("reused")
+            else f"{fill.get('demo_data_s', 0):,.0f} s ({fill.get('demo_rows_per_s', 0):,} rows/s)"
+        )
+        cells = [
+            filled,
+            f"{slowest[1]['median_ms']:,.0f} ms ({slowest[0]})",
+            *(
+                f"{pages[p]['median_ms'] / 1000:.2f} s" if p in pages else "—"
+                for p in ("overview", "costs", "requests")
+            ),
+            f"{pages['requests_page_50']['ms'] / 1000:.2f} s"
+            if "requests_page_50" in pages
+            else "—",
+        ]
+        rows.append([f"{int(count):,}", *_busy(cells, busy), *_where(result)])
+    if not rows:
+        rows.append([NOT_YET, "", "", "", "", "", "", "—", "—"])
+    return _render(header, rows)
+
+
 def table(out_dir: Path, busy: bool) -> str:
     """The README's tables: every figure, each row with its machine, versions and date."""
     parts = [
@@ -311,6 +352,8 @@ def table(out_dir: Path, busy: bool) -> str:
         fidelity_table(load(out_dir, "ratelimit_fidelity"), busy),
         "**Audit ingest** (bench_audit.py)\n",
         audit_table(load(out_dir, "audit"), busy),
+        "**Dashboards on PostgreSQL** (bench_dashboards.py; pages timed in chromium until loaded)\n",
+        dashboard_table(load(out_dir, "dashboard"), busy),
         "**Other benches**\n",
         other_table(out_dir, busy),
     ]

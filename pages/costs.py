@@ -33,7 +33,7 @@ with shown():
         f"{period.end.astimezone(period.zone):%Y-%m-%d %H:%M} ({period.zone.key})"
     )
 
-    groups = queries.groups(engine, period, by, filters)
+    groups = queries.groups(engine, period, by, filters, percentiles=False)
     if not groups:
         st.info("No calls in this range.", icon=":material/info:")
         st.stop()

@@ -47,8 +47,8 @@ def load(engine: Engine, now: datetime, zone: ZoneInfo) -> Overview:
         forecast=month_forecast(engine, now, zone),
         today=queries.compare(engine, preset("today", now, zone)),
         week=queries.compare(engine, preset("7d", now, zone)),
-        top_models=queries.groups(engine, month, "model", limit=TOP),
-        top_providers=queries.groups(engine, month, "provider", limit=TOP),
+        top_models=queries.groups(engine, month, "model", limit=TOP, percentiles=False),
+        top_providers=queries.groups(engine, month, "provider", limit=TOP, percentiles=False),
         daily=queries.daily_costs(engine, month),
         health=queries.groups(engine, Period(now - timedelta(hours=24), now, zone), "provider"),
     )

@@ -60,8 +60,9 @@ def pick_filters(engine: Engine, period: Period, prefix: str) -> Filters:
     """One picker per rollup dimension (values seen in the range) and a workflow id field."""
     chosen: dict[str, Any] = {}
     columns = st.columns(len(queries.ROLLUP_GROUPINGS) + 1)
+    seen = queries.dimension_values(engine, period)
     for column, name in zip(columns, queries.ROLLUP_GROUPINGS, strict=False):
-        options = [v or NONE_TOKEN for v in queries.distinct_values(engine, period, name)]
+        options = [v or NONE_TOKEN for v in seen[name]]
         key = f"{prefix}_filter_{name}"
         # Values picked for another range that this one lacks are dropped, not an error.
         if key in st.session_state:

@@ -172,6 +172,12 @@ def test_raw_and_rollup_agree_on_the_same_range(engine: Engine) -> None:
 def test_distinct_values_list_a_dimension_in_the_range(engine: Engine) -> None:
     assert queries.distinct_values(engine, WEEK, "provider") == ["alpha", "beta"]
     assert queries.distinct_values(engine, WEEK, "source") == ["", "api"]
+    every = queries.dimension_values(engine, WEEK)
+    assert set(every) == set(queries.ROLLUP_GROUPINGS)
+    for name, values in every.items():
+        assert values == queries.distinct_values(engine, WEEK, name)
+    narrow = Period(DAY2, DAY2 + timedelta(hours=1), UTC_ZONE)
+    assert queries.dimension_values(engine, narrow)["status"] == ["error", "ok"]
 
 
 def test_empty_range_gives_zero_usage_and_no_groups(engine: Engine) -> None:
@@ -234,3 +240,21 @@ def test_raw_grouping_counts_marked_and_unmarked_calls_alike(db_url: str) -> Non
     # M1's failed first attempt is not a failed call; M2's final attempt is, and so is L2.
     assert group.usage.error_calls >= 2 and group.usage.fallback_calls == 0
     engine.dispose()
+
+
+@pytest.mark.parametrize("by", ["model", "workflow"])
+def test_groups_without_percentiles_keep_every_other_figure(engine: Engine, by: str) -> None:
+    full = queries.groups(engine, WEEK, by)
+    lean = queries.groups(engine, WEEK, by, percentiles=False)
+    assert [g.name for g in lean] == [g.name for g in full]
+    for a, b in zip(full, lean, strict=True):
+        assert (b.usage.calls, b.usage.cost_usd, b.usage.input_tokens, b.share) == (
+            a.usage.calls,
+            a.usage.cost_usd,
+            a.usage.input_tokens,
+            a.share,
+        )
+        assert b.usage.p50_ms is None and not any(b.usage.latency_hist)
+    assert any(a.usage.p50_ms is not None for a in full)
+    days = queries.daily_costs(engine, WEEK)
+    assert sum(cost for _, cost in days) == queries.totals(engine, WEEK).cost_usd
