@@ -86,19 +86,6 @@ def redis_available(url: str) -> str | None:
     return None
 
 
-def budget_unavailable() -> str | None:
-    sys.path.insert(0, str(ROOT))
-    from overhead_worker import budget_api
-
-    found = budget_api()
-    if found is None:
-        return (
-            "not available: this checkout has no budget API (no budget argument on Gateway, "
-            "no budget method on Registry)"
-        )
-    return f"not available: a budget API exists ({found}) but overhead_worker.py has no hook for it yet"
-
-
 def run_worker(
     python: Path, client: str, args: argparse.Namespace, base_url: str, workdir: Path, extra: dict
 ) -> dict[str, Any]:
@@ -252,8 +239,6 @@ def main() -> None:
             unavailable["litellm"] = f"not available: {reason}"
     if reason := redis_available(args.redis):
         unavailable["gateway-redis"] = f"not available: {reason}"
-    if reason := budget_unavailable():
-        unavailable["gateway-budget"] = reason
     pg_url, reason, drop_pg = postgres_database(args.postgres)
     if reason:
         unavailable["gateway-postgres"] = f"not available: {reason}"

@@ -11,7 +11,7 @@ the process. Clients:
 - gateway-sqlite      Gateway.chat, audit into SQLite, in-process limiter
 - gateway-postgres    Gateway.chat, audit into PostgreSQL (--db-url), in-process limiter
 - gateway-redis       Gateway.chat, audit into SQLite, limits shared through Redis (--redis-url)
-- gateway-budget      Gateway.chat with a budget set (only where the budget API exists)
+- gateway-budget      Gateway.chat with a global monthly budget set (audit on SQLite)
 - litellm-router      litellm.Router: the same two providers, retries and rpm/tpm limits
 - litellm-completion  litellm.completion straight at the upstream
 """
@@ -37,22 +37,6 @@ from upstream import KEY, MODEL  # noqa: E402
 RPM, TPM, CONCURRENT = 1_000_000, 1_000_000_000, 64
 Call = Callable[[], None]
 Stream = Callable[[], float]
-
-
-def budget_api() -> str | None:
-    """Where the gateway takes a budget, or None when this checkout has no budget API."""
-    import inspect
-
-    from gatehouse_core.gateway import Gateway
-    from gatehouse_core.registry import Registry
-
-    for name in inspect.signature(Gateway.__init__).parameters:
-        if "budget" in name:
-            return f"Gateway({name}=...)"
-    for name in dir(Registry):
-        if "budget" in name and not name.startswith("_"):
-            return f"Registry.{name}"
-    return None
 
 
 def build_raw(args: argparse.Namespace) -> tuple[Call, Stream, Callable[[], dict]]:
@@ -88,8 +72,6 @@ def build_gateway(args: argparse.Namespace) -> tuple[Call, Stream, Callable[[], 
     from gatehouse_core.ratelimit import RateLimiter
     from gatehouse_core.registry import Registry
 
-    if args.client == "gateway-budget":
-        raise SystemExit("the budget client needs its hook written; see budget_api()")
     workdir = Path(tempfile.mkdtemp(prefix="gh-bench-"))
     # The driver passes one key to every round, so a kept PostgreSQL database stays readable.
     os.environ.setdefault("GATEHOUSE_SECRETS_KEY", Fernet.generate_key().decode())
@@ -120,7 +102,17 @@ def build_gateway(args: argparse.Namespace) -> tuple[Call, Stream, Callable[[], 
     if redis_url and limiter.storage_kind != "redis":
         raise SystemExit(f"Redis at {redis_url} is unreachable")
     audit = AuditWriter(engine, spill_dir=workdir / "spill")
-    gateway = Gateway(registry, catalog=Catalog(engine), limiter=limiter, audit=audit)
+    catalog = Catalog(engine)
+    budgets = None
+    if args.client == "gateway-budget":
+        # A global block budget far above the run's spend: every call reserves and settles,
+        # and the admitter reads the database only on its periodic refresh.
+        from gatehouse_core.spend.budget_rules import BudgetStore, make_rule
+        from gatehouse_core.spend.budgets import Budgets
+
+        BudgetStore(engine).set(make_rule("global", None, 1_000_000.0), actor="bench")
+        budgets = Budgets(engine, catalog)
+    gateway = Gateway(registry, catalog=catalog, limiter=limiter, audit=audit, budgets=budgets)
 
     def call() -> None:
         gateway.chat(MESSAGES, model=MODEL, source="bench")
