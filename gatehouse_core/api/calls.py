@@ -41,3 +41,11 @@ def audit_fields(
 
 def answer_headers(result: Any) -> dict[str, str]:
     return {REQUEST_ID_HEADER: result.request_id, PROVIDER_HEADER: result.provider}
+
+
+def stream_headers(stream: Any) -> dict[str, str]:
+    """A stream's headers, once its first chunk has arrived (the provider is known then)."""
+    headers = {REQUEST_ID_HEADER: stream.request_id}
+    if stream.provider:
+        headers[PROVIDER_HEADER] = stream.provider
+    return headers
