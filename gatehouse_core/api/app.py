@@ -52,12 +52,13 @@ def create_app(
     """
     config = config or ApiConfig.from_env()
     engine = registry.engine
+    catalog = catalog or getattr(gateway, "catalog", None) or Catalog(engine)
     state = ApiState(
         registry=registry,
         gateway=gateway,
         tokens=tokens or TokenStore(engine),
-        limits=limits or TokenLimits(engine, getattr(gateway, "limiter", None)),
-        catalog=catalog or getattr(gateway, "catalog", None) or Catalog(engine),
+        limits=limits or TokenLimits(engine, getattr(gateway, "limiter", None), catalog=catalog),
+        catalog=catalog,
         config=config,
         owns_gateway=owns_gateway,
     )

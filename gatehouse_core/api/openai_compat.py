@@ -35,8 +35,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..results import ChatResult
 from ..streams import ChatStream
-from ..tokens import TokenInfo
-from .calls import SELECT_PROVIDER_HEADER, admit, answer_headers, audit_fields, stream_headers
+from ..tokens import TokenHold, TokenInfo
+from .calls import (
+    SELECT_PROVIDER_HEADER,
+    admit,
+    answer_headers,
+    audit_fields,
+    guarded_chat,
+    stream_headers,
+)
 from .deps import ChatToken, ModelsToken
 from .errors import describe
 from .state import ApiState, get_state
@@ -175,8 +182,7 @@ async def chat_completions(body: CompletionBody, request: Request, token: ChatTo
     if not body.stream:
 
         def call() -> ChatResult:  # one pool hop for the limits and the call
-            admit(state, token, body.model, provider)
-            return state.gateway.chat(body.messages, **options)
+            return guarded_chat(state, token, body.messages, **options)
 
         result = await state.run(call)
         return JSONResponse(completion_json(result), headers=answer_headers(result))
@@ -199,11 +205,15 @@ async def _stream(
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
 
-    def open_stream() -> ChatStream:
-        admit(state, token, body.model, provider)
-        return state.gateway.stream(body.messages, **options)
+    def open_stream() -> tuple[ChatStream, TokenHold]:
+        hold = admit(state, token, body.model, provider, body.messages, body.max_tokens)
+        try:
+            return state.gateway.stream(body.messages, **options), hold
+        except BaseException:
+            hold.release()
+            raise
 
-    stream = await state.run(open_stream)
+    stream, hold = await state.run(open_stream)
 
     def put(item: tuple[str, Any]) -> None:
         try:
@@ -222,11 +232,14 @@ async def _stream(
                     continue
                 put(("chunk", chunk))
             else:
+                hold.settle(stream.result.cost_usd if stream.result else None)
                 put(("done", final_chunk(held, stream.result)))
                 return
             stream.close()  # the client went away: the gateway audits the attempt "cancelled"
         except Exception as exc:  # GatewayError before or after the first chunk
             put(("error", exc))
+        finally:  # failed or cancelled: what was billed reaches the figure via the audit row
+            hold.release()
 
     state.pool.submit(produce)
     try:
