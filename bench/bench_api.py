@@ -81,6 +81,7 @@ def start_api(workdir: Path, upstream: str) -> tuple[subprocess.Popen, str, str]
 
 LITELLM_VENV = BENCH / ".venv-litellm"
 REQUIREMENTS = ROOT / "requirements-bench.txt"
+LITELLM_KEY = "sk-bench-litellm-master"  # a bench-only key of the local proxy
 BLOCK = 50  # calls per side before switching: interleaved, so drift hits every side alike
 GOAL_ADDED_MS = 2.0
 
@@ -114,13 +115,15 @@ def litellm_proxy(
         f"      model: openai/{MODEL}\n"  # LiteLLM's OpenAI-compatible provider: sends MODEL
         f"      api_base: {upstream}\n"
         f"      api_key: {DEFAULT_KEY}\n"
+        "general_settings:\n"  # LiteLLM refuses to start without a master key
+        f"  master_key: {LITELLM_KEY}\n"
         "litellm_settings:\n"
         "  telemetry: false\n"
     )
     port = free_port()
     proc = subprocess.Popen(
         [
-            str(LITELLM_VENV / "bin" / "litellm"),
+            str(venv / "bin" / "litellm"),
             "--config",
             str(config),
             "--host",
@@ -259,20 +262,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         upstream, upstream_url = start_upstream(workdir)
-        api_proc, api_url, token = start_api(workdir, upstream_url)
-        lite_proc, lite_url, lite_note = None, None, "not run: --no-litellm"
-        if not args.no_litellm:
-            lite_proc, lite_url, lite_note = litellm_proxy(
-                workdir, upstream_url, not args.no_install, args.litellm_venv
-            )
-        try:
+        api_proc = lite_proc = None
+        try:  # every process started here is stopped in the finally block, whatever fails
+            api_proc, api_url, token = start_api(workdir, upstream_url)
+            lite_url, lite_note = None, "not run: --no-litellm"
+            if not args.no_litellm:
+                lite_proc, lite_url, lite_note = litellm_proxy(
+                    workdir, upstream_url, not args.no_install, args.litellm_venv
+                )
             clients = {
                 "raw": openai.OpenAI(base_url=upstream_url, api_key=DEFAULT_KEY, max_retries=0),
                 "gatehouse": openai.OpenAI(base_url=api_url, api_key=token, max_retries=0),
             }
             if lite_url:
                 clients["litellm-proxy"] = openai.OpenAI(
-                    base_url=lite_url, api_key="unused", max_retries=0
+                    base_url=lite_url, api_key=LITELLM_KEY, max_retries=0
                 )
             results: dict[str, Any] = {
                 "non_stream": sequential(
