@@ -1,11 +1,14 @@
-"""HTTP API overhead: the openai SDK through `gatehouse serve` versus straight at the upstream.
+"""HTTP API overhead: the openai SDK through `gatehouse serve` and through the LiteLLM proxy
+versus straight at the upstream.
 
-    python bench/bench_api.py [--calls 500] [--clients 16]
+    python bench/bench_api.py [--calls 500] [--clients 64] [--quick] [--out DIR]
 
-The fake OpenRouter runs in its own process, the API in another (`gatehouse serve`, one worker,
-SQLite, audit on), the clients here. Sequential runs alternate in blocks so machine drift hits
-both sides equally; streaming TTFT is the time to the first content delta. Prints numbers and
-writes nothing; asserts nothing.
+The fake OpenRouter runs in its own process, each proxy in another (`gatehouse serve`, one
+worker, SQLite, audit on; `litellm --config` from bench/.venv-litellm, one worker, no
+database), the clients here. Sequential runs interleave the three sides in blocks so machine
+drift hits them equally; streaming TTFT is the time to the first content delta; the concurrent
+figure is calls per second with `--clients` threads. Writes bench/results/api.json (the table
+in bench/run_all.py reads it); prints a summary; asserts nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import openai
@@ -31,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_gateway import MESSAGES, MODEL, start_upstream  # noqa: E402
+from common import BENCH, RESULTS, pct, write_result  # noqa: E402
 
 from gatehouse_core.crypto import SecretBox  # noqa: E402
 from gatehouse_core.db import make_engine  # noqa: E402
@@ -56,9 +61,7 @@ def start_api(workdir: Path, upstream: str) -> tuple[subprocess.Popen, str, str]
     )
     _, token = TokenStore(engine).create("bench", "operator", actor="bench")
     engine.dispose()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gatehouse_core", "serve", "--port", str(port)],
         env=env,
@@ -76,6 +79,85 @@ def start_api(workdir: Path, upstream: str) -> tuple[subprocess.Popen, str, str]
     raise SystemExit("the API did not start")
 
 
+LITELLM_VENV = BENCH / ".venv-litellm"
+REQUIREMENTS = ROOT / "requirements-bench.txt"
+LITELLM_KEY = "sk-bench-litellm-master"  # a bench-only key of the local proxy
+BLOCK = 50  # calls per side before switching: interleaved, so drift hits every side alike
+GOAL_ADDED_MS = 2.0
+
+
+def litellm_proxy(
+    workdir: Path, upstream: str, install: bool, venv: Path = LITELLM_VENV
+) -> tuple[Any, str | None, str]:
+    """(process, base URL, note): the LiteLLM proxy in bench/.venv-litellm on one model that
+    points at the same upstream; (None, None, why) when it cannot run."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None, None, f"{venv} is missing (bench_overhead.py creates it)"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no fetch from the internet at start
+        "LITELLM_LOG": "ERROR",
+    }
+    probe = [str(python), "-c", "import litellm.proxy.proxy_server"]
+    if subprocess.run(probe, capture_output=True, cwd=workdir, env=env).returncode != 0:
+        if not install:
+            return None, None, "the proxy's packages are missing (run without --no-install)"
+        print(f"installing {REQUIREMENTS.name} into {venv} (the proxy's packages)…")
+        pip = [str(python), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)]
+        if subprocess.run(pip, timeout=900).returncode != 0:
+            return None, None, f"installing {REQUIREMENTS.name} failed"
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"  # LiteLLM's OpenAI-compatible provider: sends MODEL
+        f"      api_base: {upstream}\n"
+        f"      api_key: {DEFAULT_KEY}\n"
+        "general_settings:\n"  # LiteLLM refuses to start without a master key
+        f"  master_key: {LITELLM_KEY}\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(venv / "bin" / "litellm"),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],  # fmt: skip
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "litellm.log").open("wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(1200):  # LiteLLM takes a while to import
+        if proc.poll() is not None:
+            tail = (workdir / "litellm.log").read_text(errors="replace").strip().splitlines()
+            return None, None, f"litellm exited: {(tail or ['no output'])[-1][:200]}"
+        try:
+            if httpx2.get(f"{base}/health/liveliness", timeout=1).status_code == 200:
+                return proc, f"{base}/v1", "litellm --config, 1 worker, no database"
+        except httpx2.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    return None, None, "the LiteLLM proxy did not start within 120 s"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def timed(fn: Callable[[], float | None], n: int) -> list[float]:
     samples = []
     for _ in range(n):
@@ -87,11 +169,15 @@ def timed(fn: Callable[[], float | None], n: int) -> list[float]:
 
 def throughput(fn: Callable[[], object], clients: int, per_client: int) -> float:
     barrier = threading.Barrier(clients + 1)
+    errors: list[BaseException] = []
 
     def worker() -> None:
         barrier.wait()
-        for _ in range(per_client):
-            fn()
+        try:
+            for _ in range(per_client):
+                fn()
+        except BaseException as exc:  # a failed call voids the figure: reported, not hidden
+            errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
@@ -100,63 +186,151 @@ def throughput(fn: Callable[[], object], clients: int, per_client: int) -> float
     t0 = time.perf_counter()
     for t in threads:
         t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} concurrent clients failed; first: {errors[0]!r}")
     return clients * per_client / (time.perf_counter() - t0)
 
 
-def sides(raw: openai.OpenAI, api: openai.OpenAI) -> dict[str, tuple[Callable, Callable]]:
-    def call(client: openai.OpenAI) -> Callable[[], None]:
-        return lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES) and None
+def call(client: openai.OpenAI) -> Callable[[], None]:
+    return lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES) and None
 
-    def ttft(client: openai.OpenAI) -> Callable[[], float]:
-        def run() -> float:
-            t0 = time.perf_counter()
-            first = None
-            for chunk in client.chat.completions.create(
-                model=MODEL, messages=MESSAGES, stream=True
-            ):
-                if first is None and chunk.choices and chunk.choices[0].delta.content:
-                    first = (time.perf_counter() - t0) * 1000
-            return first or 0.0
 
-        return run
+def ttft(client: openai.OpenAI) -> Callable[[], float]:
+    def run() -> float:
+        t0 = time.perf_counter()
+        first = None
+        for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
+            if first is None and chunk.choices and chunk.choices[0].delta.content:
+                first = (time.perf_counter() - t0) * 1000
+        return first or 0.0
 
-    return {"non-stream": (call(raw), call(api)), "stream TTFT": (ttft(raw), ttft(api))}
+    return run
+
+
+def sequential(fns: dict[str, Callable[[], float | None]], calls: int, warmup: int) -> dict:
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
+        timed(fn, warmup)
+    for _ in range(max(1, calls // BLOCK)):
+        for name, fn in fns.items():
+            samples[name] += timed(fn, min(BLOCK, calls))
+    raw = statistics.median(samples["raw"])
+    out = {}
+    for name, values in samples.items():
+        median = statistics.median(values)
+        out[name] = {
+            "calls": len(values),
+            "median_ms": round(median, 3),
+            "p95_ms": round(pct(values, 0.95), 3),
+            "added_median_ms": None if name == "raw" else round(median - raw, 3),
+        }
+    return out
+
+
+def goals(results: dict[str, Any]) -> dict[str, Any]:
+    """≤ 2 ms median added on each figure, and ahead of the LiteLLM proxy on every one."""
+    ours, peer = "gatehouse", "litellm-proxy"
+    added = [results[k][ours]["added_median_ms"] for k in ("non_stream", "stream_ttft")]
+    out: dict[str, Any] = {"added_le_2ms": all(a <= GOAL_ADDED_MS for a in added)}
+    if peer in results["non_stream"]:
+        faster = [
+            results[k][ours]["median_ms"] <= results[k][peer]["median_ms"]
+            for k in ("non_stream", "stream_ttft")
+        ]
+        conc = results["concurrent"]
+        faster.append(conc[ours]["calls_per_s"] >= conc[peer]["calls_per_s"])
+        out["ahead_of_litellm_proxy"] = all(faster)
+    else:
+        out["ahead_of_litellm_proxy"] = None
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500, help="sequential calls per side")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--per-client", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--per-client", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="tiny counts: proves it runs")
+    parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM proxy")
+    parser.add_argument("--no-install", action="store_true", help="never pip-install into its venv")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     args = parser.parse_args()
+    if args.quick:
+        args.calls, args.warmup, args.clients, args.per_client = 20, 5, 4, 3
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         upstream, upstream_url = start_upstream(workdir)
-        api_proc, api_url, token = start_api(workdir, upstream_url)
-        try:
-            raw = openai.OpenAI(base_url=upstream_url, api_key=DEFAULT_KEY, max_retries=0)
-            api = openai.OpenAI(base_url=api_url, api_key=token, max_retries=0)
-            for name, (raw_fn, api_fn) in sides(raw, api).items():
-                timed(raw_fn, 30), timed(api_fn, 30)  # warm up
-                raw_ms: list[float] = []
-                api_ms: list[float] = []
-                for _ in range(max(1, args.calls // 50)):
-                    raw_ms += timed(raw_fn, 50)
-                    api_ms += timed(api_fn, 50)
-                r, a = statistics.median(raw_ms), statistics.median(api_ms)
-                print(f"{name}, sequential, {len(raw_ms)} calls each (ms, median)")
-                print(f"  raw SDK → upstream   {r:.3f}")
-                print(f"  SDK → GateHouse API  {a:.3f}   added {a - r:+.3f}")
-            raw_fn, api_fn = sides(raw, api)["non-stream"]
-            raw_rps = throughput(raw_fn, args.clients, args.per_client)
-            api_rps = throughput(api_fn, args.clients, args.per_client)
-            print(f"non-stream, {args.clients} concurrent clients (calls/s)")
-            print(f"  raw {raw_rps:.1f}   API {api_rps:.1f}   ratio {api_rps / raw_rps:.2f}")
+        api_proc = lite_proc = None
+        try:  # every process started here is stopped in the finally block, whatever fails
+            api_proc, api_url, token = start_api(workdir, upstream_url)
+            lite_url, lite_note = None, "not run: --no-litellm"
+            if not args.no_litellm:
+                lite_proc, lite_url, lite_note = litellm_proxy(
+                    workdir, upstream_url, not args.no_install, args.litellm_venv
+                )
+            clients = {
+                "raw": openai.OpenAI(base_url=upstream_url, api_key=DEFAULT_KEY, max_retries=0),
+                "gatehouse": openai.OpenAI(base_url=api_url, api_key=token, max_retries=0),
+            }
+            if lite_url:
+                clients["litellm-proxy"] = openai.OpenAI(
+                    base_url=lite_url, api_key=LITELLM_KEY, max_retries=0
+                )
+            results: dict[str, Any] = {
+                "non_stream": sequential(
+                    {n: call(c) for n, c in clients.items()}, args.calls, args.warmup
+                ),
+                "stream_ttft": sequential(
+                    {n: ttft(c) for n, c in clients.items()}, args.calls, args.warmup
+                ),
+                "concurrent": {},
+            }
+            for name, client in clients.items():  # one side at a time: they share the cores
+                rps = throughput(call(client), args.clients, args.per_client)
+                results["concurrent"][name] = {"calls_per_s": round(rps, 1)}
+            raw_rps = results["concurrent"]["raw"]["calls_per_s"]
+            for figures in results["concurrent"].values():
+                figures["ratio_to_raw"] = round(figures["calls_per_s"] / raw_rps, 3)
         finally:
-            api_proc.terminate()
-            api_proc.wait(timeout=30)
-            upstream.terminate()
-            upstream.wait(timeout=10)
+            for proc in (api_proc, lite_proc, upstream):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+    payload = {
+        "quick": args.quick,
+        "status": "ok",
+        "calls": args.calls,
+        "clients": args.clients,
+        "per_client": args.per_client,
+        "sides": {
+            "raw": "openai SDK straight at the upstream",
+            "gatehouse": "gatehouse serve, 1 worker, SQLite, audit on",
+            "litellm-proxy": lite_note if lite_url else {"unavailable": lite_note},
+        },
+        "results": results,
+        "goals": goals(results),
+    }
+    path = write_result("api", payload, args.out)
+    print_summary(payload)
+    print(f"wrote {path}")
+
+
+def print_summary(payload: dict[str, Any]) -> None:
+    results = payload["results"]
+    for key, label in (("non_stream", "non-stream"), ("stream_ttft", "stream TTFT")):
+        print(f"{label}, sequential (ms, median; added over the raw SDK)")
+        for name, r in results[key].items():
+            added = "" if r["added_median_ms"] is None else f"   added {r['added_median_ms']:+.3f}"
+            print(f"  {name:<14} {r['median_ms']:.3f}{added}")
+    print(f"non-stream, {payload['clients']} concurrent clients (calls/s)")
+    for name, r in results["concurrent"].items():
+        print(f"  {name:<14} {r['calls_per_s']:.1f}   ratio {r['ratio_to_raw']:.2f}")
+    lite = payload["sides"]["litellm-proxy"]
+    if isinstance(lite, dict):
+        print(f"LiteLLM proxy: {lite['unavailable']}")
+    print(f"goals: {payload['goals']}")
 
 
 if __name__ == "__main__":

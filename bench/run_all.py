@@ -5,7 +5,7 @@
 
 Each bench runs in its own process, one after another (never in parallel: they would measure
 each other). A bench that fails is recorded and the rest still run; the exit status is 1 if any
-failed. Benches that only print (bench_ratelimit.py, bench_api.py, and a dashboard bench once it
+failed. Benches that only print (bench_ratelimit.py, and a dashboard bench once it
 lands) have their output kept in bench/results/<name>.json.
 
 The README table between `<!-- bench-table:start -->` and `<!-- bench-table:end -->` is rewritten
@@ -48,7 +48,7 @@ BENCHES: list[tuple[str, str, list[str], list[str], bool]] = [
     ("ratelimit_fidelity", "bench_ratelimit_fidelity.py", [], ["--quick"], True),
     ("audit", "bench_audit.py", [], ["--quick"], True),
     ("ratelimit_micro", "bench_ratelimit.py", [], ["--n", "200"], False),
-    ("api", "bench_api.py", [], ["--calls", "50", "--clients", "4", "--per-client", "5"], False),
+    ("api", "bench_api.py", [], ["--quick"], True),
     ("dashboard", "bench_dashboards.py", ["--keep", "--reuse"], ["--quick"], True),
 ]
 
@@ -283,22 +283,27 @@ def audit_table(result: dict[str, Any] | None, busy: bool) -> str:
     return _render(header, rows)
 
 
-def other_table(out_dir: Path, busy: bool) -> str:
-    header = ["Bench", "Result", "Machine", "Date"]
-    rows = []
-    for name, label in (("api", "HTTP API (proxy), bench_api.py"),):
-        r = load(out_dir, name)
-        if _usable(r) and r.get("status") == "ok":
-            lines = [
-                line.strip()
-                for line in r["stdout"].splitlines()
-                if "added" in line or "ratio" in line
-            ]
-            rows.append(
-                [label, *_busy(["; ".join(lines[:3]) or "see bench/results"], busy), *_where(r)]
-            )
-        else:
-            rows.append([label, NOT_YET, "—", "—"])
+def api_table(result: dict[str, Any] | None, busy: bool) -> str:
+    """bench_api.py: each proxy's added latency over the raw SDK and its concurrent rate."""
+    header = ["Proxy", "Added, non-stream (median)", "Added, stream TTFT (median)"]
+    header += ["Concurrent calls/s (× raw)", "Machine", "Date"]
+    labels = {"gatehouse": "GateHouse (`gatehouse serve`)", "litellm-proxy": "LiteLLM proxy"}
+    if not _usable(result) or result.get("status") != "ok" or "results" not in result:
+        return _render(header, [[label, NOT_YET, "", "", "—", "—"] for label in labels.values()])
+    res, rows = result["results"], []
+    for side, label in labels.items():
+        if side not in res["non_stream"]:
+            note = result["sides"].get(side)
+            reason = note.get("unavailable") if isinstance(note, dict) else NOT_YET
+            rows.append([label, reason or NOT_YET, "", "", *_where(result)])
+            continue
+        conc = res["concurrent"][side]
+        cells = [
+            f"{res['non_stream'][side]['added_median_ms']:+.2f} ms",
+            f"{res['stream_ttft'][side]['added_median_ms']:+.2f} ms",
+            f"{conc['calls_per_s']:,.0f} ({conc['ratio_to_raw']:.2f}×, {result['clients']} clients)",
+        ]
+        rows.append([label, *_busy(cells, busy), *_where(result)])
     return _render(header, rows)
 
 
@@ -352,10 +357,10 @@ def table(out_dir: Path, busy: bool) -> str:
         fidelity_table(load(out_dir, "ratelimit_fidelity"), busy),
         "**Audit ingest** (bench_audit.py)\n",
         audit_table(load(out_dir, "audit"), busy),
+        "**HTTP API proxies** versus the raw openai SDK at the same upstream (bench_api.py)\n",
+        api_table(load(out_dir, "api"), busy),
         "**Dashboards on PostgreSQL** (bench_dashboards.py; pages timed in chromium until loaded)\n",
         dashboard_table(load(out_dir, "dashboard"), busy),
-        "**Other benches**\n",
-        other_table(out_dir, busy),
     ]
     if busy and " * |" in "".join(parts):
         parts.append(f"\\* measured on a busy machine: {NOT_YET}.\n")

@@ -62,7 +62,7 @@ from .registry import Registry, ResolvedProvider
 from .results import Attempt, ChatResult
 from .sanitize import clean_field, clean_row, first_unencodable
 from .spend.budget_rules import CallInfo
-from .streams import ChatStream, StreamState
+from .streams import ChatStream, Piece, StreamState
 from .telemetry import scrub, truncate
 
 __all__ = ["ChatStream", "Gateway", "ProviderHealth", "default_client_factory"]
@@ -148,11 +148,12 @@ class _Call:
 
 
 class _Interrupted(Exception):
-    """A stream failed after its first token was delivered."""
+    """A stream failed after its first chunk was delivered (billed: `state` is what came)."""
 
-    def __init__(self, outcome: Outcome, partial: str, ttft_ms: float | None):
+    def __init__(self, outcome: Outcome, state: StreamState, ttft_ms: float | None):
         self.outcome = outcome
-        self.partial = partial
+        self.state = state
+        self.partial = "".join(state.parts)
         self.ttft_ms = ttft_ms
 
 
@@ -320,7 +321,7 @@ class Gateway:
             actor=actor,
             kwargs=openai_kwargs,
         )
-        return ChatStream(self._run(call, stream=True))
+        return ChatStream(self._run(call, stream=True), call.request_id)
 
     def health(self) -> list[ProviderHealth]:
         """Per-provider health in this process, including any active cooldown."""
@@ -358,7 +359,7 @@ class Gateway:
 
     # ---- the call --------------------------------------------------------------------------
 
-    def _run(self, call: _Call, *, stream: bool) -> Generator[str, None, ChatResult]:
+    def _run(self, call: _Call, *, stream: bool) -> Generator[Piece, None, ChatResult]:
         """The call, with one promise kept whatever happens: a GatewayError or a result."""
         call.started = self._clock()
         call.deadline = time.monotonic() + self.call_timeout
@@ -379,7 +380,7 @@ class Gateway:
             self._submit_pending(call, final=True)
         raise unexpected  # outside the except block: no __context__ back to the SDK
 
-    def _attempt_all(self, call: _Call, stream: bool) -> Generator[str, None, ChatResult]:
+    def _attempt_all(self, call: _Call, stream: bool) -> Generator[Piece, None, ChatResult]:
         order = self._order(call)
         tried = order[:MAX_PROVIDERS_PER_CALL]
         limited_everywhere = bool(tried)
@@ -462,7 +463,7 @@ class Gateway:
 
     def _try_provider(
         self, call: _Call, provider: ResolvedProvider, model: str, stream: bool
-    ) -> Generator[str, None, tuple[ChatResult | None, bool, GatewayError | None]]:
+    ) -> Generator[Piece, None, tuple[ChatResult | None, bool, GatewayError | None]]:
         """Up to 1 + MAX_RETRIES tries on one provider.
 
         Returns (result, refused only by the rate-limit queue, error that ends the call)."""
@@ -532,7 +533,7 @@ class Gateway:
         model: str,
         stream: bool,
         wait_s: float,
-    ) -> Generator[str, None, _Step]:
+    ) -> Generator[Piece, None, _Step]:
         """One request: reserve the budget, take a slot, send, read, release the slot, record
         the outcome.
 
@@ -588,7 +589,8 @@ class Gateway:
         finally:
             if permit:
                 permit.release()
-            self._settle_hold(call, result)
+            if cut is None:
+                self._settle_hold(call, result)
         if result is not None:
             if permit and (result.input_tokens is not None or result.output_tokens is not None):
                 permit.settle((result.input_tokens or 0) + (result.output_tokens or 0))
@@ -596,8 +598,11 @@ class Gateway:
         outcome = _redacted(outcome, provider)
         ttft = cut.ttft_ms if cut else None
         status = "incomplete" if cut else "error"
+        received = self._account_cut(call, model, cut.state, permit) if cut else None
         self._record(
-            call, self._failed_attempt(provider, model, outcome, t0, wait_ms, status, ttft)
+            call,
+            self._failed_attempt(provider, model, outcome, t0, wait_ms, status, ttft),
+            received,
         )
         if cut is not None:
             return _Step(
@@ -645,7 +650,7 @@ class Gateway:
                 response = raw.parse()
         finally:
             deadline.cancel()
-        choices = getattr(response, "choices", None)
+        choices = getattr(response, "choices", None)  # the SDK's model; the JSON is kept too
         if not choices:  # HTTP 200 with a top-level `error` and no choices
             error = (response.model_extra or {}).get("error") or {
                 "code": 502,
@@ -663,7 +668,7 @@ class Gateway:
             generation_id=response.id,
             finish_reason=choice.finish_reason,
         )
-        return self._succeed(call, provider, model, t0, wait_ms, state)
+        return self._succeed(call, provider, model, t0, wait_ms, state, response.to_dict())
 
     def _stream_once(
         self,
@@ -676,7 +681,7 @@ class Gateway:
         wait_ms: float,
         deadline: AttemptDeadline,
         permit: Permit | None,
-    ) -> Generator[str, None, ChatResult]:
+    ) -> Generator[Piece, None, ChatResult]:
         timeout = max(deadline.remaining(), MIN_REQUEST_SECONDS)
         try:
             upstream = lease.client.chat.completions.create(**args, stream=True, timeout=timeout)
@@ -685,25 +690,36 @@ class Gateway:
             raise
         deadline.watch(upstream.response)
         state = StreamState()
+        name = provider.config.name
+        early: list[Any] = []  # chunks before the first with answer in it (role, keep-alive)
         handed_off = False
         try:
             for chunk in upstream:
-                for text in state.absorb(chunk):
-                    if state.first_token_at is None:
-                        state.first_token_at = self._clock()
-                    yield text
+                text, substantive = state.absorb(chunk)
+                if not state.delivered:  # until then a failure may still fall back
+                    if not substantive:
+                        early.append(chunk)
+                        continue
+                    state.first_token_at = self._clock()
+                    state.delivered = True
+                    for before in early:
+                        yield Piece("", before, name)
+                    early = []
+                yield Piece(text, chunk, name)
             if deadline.fired and state.finish_reason is None:  # cut, not finished
                 raise _DeadlinePassed
+            for before in early:  # an answer without content: still every chunk, in order
+                yield Piece("", before, name)
         except GeneratorExit:  # the caller stopped reading: drain the rest in the background
             handed_off = self._abandon(
                 call, provider, model, t0, wait_ms, upstream, state, lease, permit
             )
             raise
         except Exception as exc:
-            if state.parts:
+            if state.delivered:
                 outcome = self._outcome(exc, deadline, call)
                 ttft = _ms(state.first_token_at, t0)
-                raise _Interrupted(outcome, "".join(state.parts), ttft) from None
+                raise _Interrupted(outcome, state, ttft) from None
             raise
         finally:
             if not handed_off:
@@ -848,15 +864,7 @@ class Gateway:
                 for chunk in upstream:
                     state.absorb(chunk)
         _close_quietly(upstream)
-        used = state.response_model or model
-        tokens = _usage_numbers(state.usage)
-        if state.usage is not None:
-            cost, cost_source = self._cost(used, state.usage, tokens)
-        else:  # the final chunk never came: estimate what the provider will bill
-            tokens["input_tokens"] = call.prompt_tokens_estimate()
-            tokens["output_tokens"] = len("".join(state.parts)) // 4
-            cost, cost_source = self._cost(used, None, tokens)
-            cost_source = "estimated" if cost is not None else "unknown"
+        details = self._received(call, model, state)
         attempt = Attempt(
             provider.config.name,
             model,
@@ -867,25 +875,59 @@ class Gateway:
             error_message="the caller stopped reading the stream",
             ttft_ms=None,
         )
-        details = {
-            "model_used": used,
-            "generation_id": state.generation_id,
-            "cost_usd": cost,
-            "cost_source": cost_source,
-            **tokens,
-        }
         self._record(call, attempt, details, final=True)
         self._log_completion(
             call,
             None,
             "cancelled",
             provider=provider.config.name,
-            model=used,
+            model=details["model_used"],
             latency_ms=latency_ms,
-            cost_usd=cost,
-            **tokens,
+            cost_usd=details["cost_usd"],
+            input_tokens=details["input_tokens"],
+            output_tokens=details["output_tokens"],
         )
-        return cost
+        return details["cost_usd"]
+
+    def _received(self, call: _Call, model: str, state: StreamState) -> dict[str, Any]:
+        """Audit details of a stream that ended early (billed all the same): its tokens and
+        cost from the usage chunk if it came, else estimated from what arrived (output tokens
+        from the characters received, prompt tokens from the request, cost from the catalog
+        prices), and the generation id so reconciliation can correct the figure later."""
+        used = state.response_model or model
+        tokens = _usage_numbers(state.usage)
+        if state.usage is not None:
+            cost, cost_source = self._cost(used, state.usage, tokens)
+        else:  # the final chunk never came: estimate what the provider will bill
+            tokens["input_tokens"] = call.prompt_tokens_estimate()
+            tokens["output_tokens"] = -(-state.received_chars // 4)  # a started token counts
+            cost, cost_source = self._cost(used, None, tokens)
+            cost_source = "estimated" if cost is not None else "unknown"
+        return {
+            "model_used": used,
+            "generation_id": state.generation_id,
+            "cost_usd": cost,
+            "cost_source": cost_source,
+            **tokens,
+        }
+
+    def _account_cut(
+        self, call: _Call, model: str, state: StreamState, permit: Permit | None
+    ) -> dict[str, Any]:
+        """A stream cut after its first chunk (watchdog, connection reset, error event): the
+        upstream bills what it generated, so the reservation settles to that figure, never to
+        nothing (an unknown cost counts as the reserved worst case), and so does the permit."""
+        details = self._received(call, model, state)
+        hold, call.hold = call.hold, None
+        if hold is not None:
+            cost = details["cost_usd"]
+            try:
+                hold.settle(cost if cost is not None else hold.amount_usd)
+            except Exception:  # the reservation lapses by its TTL
+                log.warning("settling the budget reservation failed", exc_info=True)
+        if permit:
+            permit.settle((details["input_tokens"] or 0) + (details["output_tokens"] or 0))
+        return details
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -951,6 +993,7 @@ class Gateway:
         t0: float,
         wait_ms: float,
         state: StreamState,
+        response: dict[str, Any] | None = None,
     ) -> ChatResult:
         now = self._clock()
         used = state.response_model or model
@@ -985,6 +1028,7 @@ class Gateway:
             ttft_ms=_ms(state.first_token_at, call.started),
             finish_reason=state.finish_reason,
             attempts=list(call.attempts),
+            response=response,
             **tokens,
         )
         self._log_completion(call, result, "ok")

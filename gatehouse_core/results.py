@@ -53,9 +53,13 @@ class ChatResult:
     ttft_ms: float | None = None
     finish_reason: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    # The upstream's whole answer as parsed JSON (every choice, tool_calls, logprobs, refusal,
+    # reasoning, usage with cost, OpenRouter's extras); None for a stream (see ChatStream.chunks).
+    response: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The documented shape of `gatehouse chat --json`."""
-        data = dataclasses.asdict(self)
+        """The documented shape of `gatehouse chat --json` (without `response`)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.pop("response")
         data["attempts"] = [a.to_json() for a in self.attempts]
         return data

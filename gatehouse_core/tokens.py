@@ -22,6 +22,9 @@ import hashlib
 import math
 import re
 import secrets
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -412,13 +415,21 @@ class TokenLimits:
         engine: Engine,
         limiter: Any,
         *,
+        catalog: Any = None,
         window_seconds: int = 60,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self.engine = engine
         self.limiter = limiter
+        self.catalog = catalog  # prices for the worst case a call reserves
         self.window_seconds = window_seconds
         self._clock = clock
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._held: dict[str, float] = {}  # token name → USD reserved by calls in flight
+        # Settled costs not yet surely in llm_requests (the audit writer lags): (when, USD).
+        self._recent: dict[str, deque[tuple[float, float]]] = {}
 
     def check_model(self, token: TokenInfo, model: str) -> None:
         if not token.allows_model(model):
@@ -441,6 +452,68 @@ class TokenLimits:
                 "(UTC), or an admin can create a token with a larger budget."
             )
 
+    def reserve_budget(
+        self, token: TokenInfo, model: str | None, prompt_tokens: int, max_tokens: int | None
+    ) -> TokenHold:
+        """Reserve the call's worst case against the token's monthly budget, then settle it
+        with the real cost (or release it): month-to-date spend (read now) + this process's
+        open reservations and recent costs + the worst case must fit, so two concurrent calls
+        near the limit cannot both pass. Worst case and defaults as the gateway's budgets
+        (spend/budgets.py): catalog prices × (prompt + max_tokens or DEFAULT_OUTPUT_TOKENS),
+        UNKNOWN_PRICE_RESERVE_USD for an unpriced model."""
+        if token.monthly_usd is None:
+            return TokenHold(self, token.name, 0.0, active=False)
+        amount = self.worst_case_usd(model, prompt_tokens, max_tokens)
+        spent = month_to_date_cost(self.engine, token.actor, self._clock())
+        with self._lock:
+            held = self._held.get(token.name, 0.0)
+            recent = self._recent_cost(token.name)
+            if spent + recent + held + amount > token.monthly_usd + 1e-12:
+                raise TokenBudgetExceeded(
+                    f"The API token {token.name!r} has spent ${spent + recent:.4f} of its "
+                    f"${token.monthly_usd:g} monthly budget"
+                    + (f", ${held:.4f} more is held by calls in flight" if held else "")
+                    + f", and this call may cost up to ${amount:.4f}; it resets at the start of "
+                    "next month (UTC), or send a smaller max_tokens, or an admin can create a "
+                    "token with a larger budget."
+                )
+            self._held[token.name] = held + amount
+        return TokenHold(self, token.name, amount)
+
+    def worst_case_usd(
+        self, model: str | None, prompt_tokens: int, max_tokens: int | None
+    ) -> float:
+        from .spend.budgets import DEFAULT_OUTPUT_TOKENS, UNKNOWN_PRICE_RESERVE_USD
+
+        output = max_tokens if max_tokens and max_tokens > 0 else DEFAULT_OUTPUT_TOKENS
+        cost = None
+        if self.catalog is not None and model:
+            try:
+                cost = self.catalog.estimate_cost(model, max(prompt_tokens, 0), output)
+            except Exception:  # a broken catalog reserves the conservative default
+                cost = None
+        return UNKNOWN_PRICE_RESERVE_USD if cost is None else float(cost)
+
+    def _recent_cost(self, name: str) -> float:
+        """Costs settled in the last SETTLED_LAG_SECONDS (their audit rows may not be in yet;
+        at worst one counts twice for that long). Called under the lock."""
+        entries = self._recent.get(name)
+        if not entries:
+            return 0.0
+        while entries and entries[0][0] <= self._monotonic() - SETTLED_LAG_SECONDS:
+            entries.popleft()
+        return sum(cost for _, cost in entries)
+
+    def _finish(self, hold: TokenHold, cost: float | None) -> None:
+        with self._lock:
+            self._held[hold.name] = max(self._held.get(hold.name, 0.0) - hold.amount_usd, 0.0)
+            if cost:
+                self._recent.setdefault(hold.name, deque()).append((self._monotonic(), cost))
+
+    def open_reservations(self, name: str) -> float:
+        with self._lock:
+            return self._held.get(name, 0.0)
+
     def take_rpm(self, token: TokenInfo) -> None:
         if token.rpm is None or self.limiter is None:
             return
@@ -452,3 +525,28 @@ class TokenLimits:
                 retry_after=self.window_seconds,
             )
         permit.release()  # no concurrency slot is held for a token: only the count matters
+
+
+SETTLED_LAG_SECONDS = 2.0  # the audit writer flushes every 0.2 s; a settled cost counts this long
+
+
+class TokenHold:
+    """One call's reservation against its token's monthly budget: `settle(cost)` once the
+    answer is in (None: unknown, counted as the reserved worst case), `release()` when the call
+    failed (a billed failure reaches the month's figure through its audit row). Once only."""
+
+    def __init__(self, owner: TokenLimits, name: str, amount_usd: float, *, active: bool = True):
+        self._owner = owner
+        self.name = name
+        self.amount_usd = amount_usd
+        self._done = not active
+
+    def settle(self, cost_usd: float | None) -> None:
+        if not self._done:
+            self._done = True
+            self._owner._finish(self, self.amount_usd if cost_usd is None else cost_usd)
+
+    def release(self) -> None:
+        if not self._done:
+            self._done = True
+            self._owner._finish(self, None)

@@ -22,7 +22,7 @@ from .. import __version__
 from ..catalog import Catalog
 from ..registry import Registry
 from ..tokens import TokenLimits, TokenStore
-from . import chat, errors, health, openai_compat, providers, reports
+from . import chat, docs, errors, health, openai_compat, providers, reports
 from .config import ApiConfig
 from .middleware import BodyLimitMiddleware, RequestIdMiddleware, TimeoutMiddleware
 from .state import ApiState
@@ -52,12 +52,13 @@ def create_app(
     """
     config = config or ApiConfig.from_env()
     engine = registry.engine
+    catalog = catalog or getattr(gateway, "catalog", None) or Catalog(engine)
     state = ApiState(
         registry=registry,
         gateway=gateway,
         tokens=tokens or TokenStore(engine),
-        limits=limits or TokenLimits(engine, getattr(gateway, "limiter", None)),
-        catalog=catalog or getattr(gateway, "catalog", None) or Catalog(engine),
+        limits=limits or TokenLimits(engine, getattr(gateway, "limiter", None), catalog=catalog),
+        catalog=catalog,
         config=config,
         owns_gateway=owns_gateway,
     )
@@ -66,12 +67,12 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url=OPENAPI_PATH,
-        docs_url="/docs",
+        docs_url=None,  # docs.py serves /docs with local assets (FastAPI's page uses a CDN)
         redoc_url=None,
     )
     app.state.gatehouse = state
     errors.install(app)
-    for module in (providers, chat, openai_compat, reports, health):
+    for module in (providers, chat, openai_compat, reports, health, docs):
         app.include_router(module.router)
     # add_middleware wraps what is there: the last added runs first.
     if config.cors_origins:

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..results import ChatResult
-from .calls import admit, answer_headers, audit_fields
+from .calls import answer_headers, audit_fields, guarded_chat
 from .deps import ChatToken
 from .state import get_state
 
@@ -34,8 +34,9 @@ async def chat(body: ChatBody, request: Request, token: ChatToken) -> JSONRespon
     options = audit_fields(request, token, body.workflow_id, body.trace_id)
 
     def call() -> ChatResult:  # one pool hop for the limits and the call
-        admit(state, token, body.model, body.provider)
-        return state.gateway.chat(
+        return guarded_chat(
+            state,
+            token,
             messages,
             model=body.model,
             provider=body.provider,

@@ -9,9 +9,13 @@ field — fields the openai SDK knows (`tools`, `tool_choice`, `response_format`
 `models`, `transforms`, `plugins`, `reasoning`, `top_k`, …) in the request body as they are.
 `stream_options` is not passed on: a stream always ends with a usage chunk.
 
-Passed back (this slice): the first choice's text, `finish_reason`, `model` (the model actually
-used), `usage` with `cost`. Not passed back yet, because `ChatResult` does not keep them:
-`tool_calls`, choices beyond the first (`n > 1`), `logprobs`, `refusal`, `reasoning`.
+Passed back: the upstream's own answer, unchanged but for `model` (the model actually used)
+and `usage.cost` (filled in when the upstream did not report it): every choice, `tool_calls`,
+`logprobs`, `refusal`, `reasoning`, OpenRouter's extras, the upstream's `id`; GateHouse's own
+figures in a separate `gatehouse` object. A stream passes every upstream chunk through in order
+(tool-call deltas, `n > 1` choice indexes, logprobs) and ends with the usage chunk carrying
+`cost`, then `data: [DONE]`. Headers `X-GateHouse-Request-Id` and `X-GateHouse-Provider` are on
+every answer, streams included (sent with the first chunk, once the provider is known).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import inspect
 import json
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,8 +34,16 @@ from openai.resources.chat.completions import Completions
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..results import ChatResult
-from ..tokens import TokenInfo
-from .calls import SELECT_PROVIDER_HEADER, admit, answer_headers, audit_fields
+from ..streams import ChatStream
+from ..tokens import TokenHold, TokenInfo
+from .calls import (
+    SELECT_PROVIDER_HEADER,
+    admit,
+    answer_headers,
+    audit_fields,
+    guarded_chat,
+    stream_headers,
+)
 from .deps import ChatToken, ModelsToken
 from .errors import describe
 from .state import ApiState, get_state
@@ -92,6 +103,26 @@ def gatehouse_json(result: ChatResult) -> dict[str, Any]:
 
 
 def completion_json(result: ChatResult) -> dict[str, Any]:
+    """The upstream's body with the model actually used, cost in usage and GateHouse's figures."""
+    if result.response is None:  # a gateway that kept no body (a stand-in in tests)
+        return _rebuilt_completion(result)
+    body = dict(result.response)
+    body["model"] = result.model
+    body["usage"] = _with_cost(body.get("usage"), result)
+    body["gatehouse"] = gatehouse_json(result)
+    return body
+
+
+def _with_cost(usage: dict[str, Any] | None, result: ChatResult) -> dict[str, Any] | None:
+    """The upstream's usage with `cost` set (GateHouse's estimate when it sent none)."""
+    if not usage:
+        return usage_json(result)
+    if usage.get("cost") is None:
+        return {**usage, "cost": result.cost_usd}
+    return usage
+
+
+def _rebuilt_completion(result: ChatResult) -> dict[str, Any]:
     return {
         "id": result.generation_id or f"chatcmpl-{result.request_id}",
         "object": "chat.completion",
@@ -106,6 +137,24 @@ def completion_json(result: ChatResult) -> dict[str, Any]:
             }
         ],
         "usage": usage_json(result),
+        "gatehouse": gatehouse_json(result),
+    }
+
+
+def final_chunk(held: dict[str, Any] | None, result: ChatResult) -> dict[str, Any]:
+    """The stream's last chunk: the upstream's usage chunk with cost and GateHouse's figures,
+    or, when the upstream sent none, one built from the result."""
+    if held is None:
+        held = {
+            "id": result.generation_id or f"chatcmpl-{result.request_id}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": result.model,
+            "choices": [],
+        }
+    return {
+        **held,
+        "usage": _with_cost(held.get("usage"), result),
         "gatehouse": gatehouse_json(result),
     }
 
@@ -133,8 +182,7 @@ async def chat_completions(body: CompletionBody, request: Request, token: ChatTo
     if not body.stream:
 
         def call() -> ChatResult:  # one pool hop for the limits and the call
-            admit(state, token, body.model, provider)
-            return state.gateway.chat(body.messages, **options)
+            return guarded_chat(state, token, body.messages, **options)
 
         result = await state.run(call)
         return JSONResponse(completion_json(result), headers=answer_headers(result))
@@ -148,21 +196,24 @@ async def _stream(
     options: dict[str, Any],
     provider: str | None,
 ) -> StreamingResponse:
-    """Bridge the gateway's synchronous stream to SSE: one pool thread reads it and hands each
-    delta to the event loop; the answer starts only with the first delta, so a failure before
-    it (every provider failed, rate limited) is an honest HTTP error, not a 200 stream."""
+    """Bridge the gateway's synchronous stream to SSE: one pool thread reads the upstream's
+    chunks and hands each to the event loop; the answer starts only with the first chunk, so a
+    failure before it (every provider failed, rate limited) is an honest HTTP error, not a 200
+    stream, and the headers can name the provider that answered. The usage chunk is held back
+    to the end so it can carry the cost and GateHouse's figures."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
 
-    def open_stream() -> tuple[Any, str]:
-        admit(state, token, body.model, provider)
-        # Chunks before the end carry this model: the one actually used is known at the end.
-        return state.gateway.stream(body.messages, **options), (
-            body.model or state.default_model(provider) or ""
-        )
+    def open_stream() -> tuple[ChatStream, TokenHold]:
+        hold = admit(state, token, body.model, provider, body.messages, body.max_tokens)
+        try:
+            return state.gateway.stream(body.messages, **options), hold
+        except BaseException:
+            hold.release()
+            raise
 
-    stream, early_model = await state.run(open_stream)
+    stream, hold = await state.run(open_stream)
 
     def put(item: tuple[str, Any]) -> None:
         try:
@@ -171,55 +222,43 @@ async def _stream(
             cancelled.set()
 
     def produce() -> None:
+        held: dict[str, Any] | None = None
         try:
-            for delta in stream:
+            for chunk in stream.chunks():
                 if cancelled.is_set():
                     break
-                put(("delta", delta))
+                if chunk.get("usage"):
+                    held = chunk
+                    continue
+                put(("chunk", chunk))
             else:
-                put(("done", stream.result))
+                hold.settle(stream.result.cost_usd if stream.result else None)
+                put(("done", final_chunk(held, stream.result)))
                 return
             stream.close()  # the client went away: the gateway audits the attempt "cancelled"
-        except Exception as exc:  # GatewayError before or after the first token
+        except Exception as exc:  # GatewayError before or after the first chunk
             put(("error", exc))
+        finally:  # failed or cancelled: what was billed reaches the figure via the audit row
+            hold.release()
 
     state.pool.submit(produce)
     try:
         first = await queue.get()
-    except BaseException:  # timed out or cancelled before the first token: stop reading
+    except BaseException:  # timed out or cancelled before the first chunk: stop reading
         cancelled.set()
         raise
     if first[0] == "error":
         raise first[1]
-    chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
-
-    def chunk(model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {
-            "id": chunk_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-        }
 
     async def events() -> AsyncIterator[bytes]:
-        item, role_sent = first, False
+        item = first
         try:
             while True:
                 kind, value = item
-                if kind == "delta":
-                    delta = (
-                        {"content": value} if role_sent else {"role": "assistant", "content": value}
-                    )
-                    role_sent = True
-                    yield _sse(chunk(early_model, delta, None))
+                if kind == "chunk":
+                    yield _sse(value)
                 elif kind == "done":
-                    result: ChatResult = value
-                    yield _sse(chunk(result.model, {}, result.finish_reason or "stop"))
-                    final = {**chunk(result.model, {}, None), "choices": []}
-                    final.update(usage=usage_json(result), gatehouse=gatehouse_json(result))
-                    yield _sse(final)
+                    yield _sse(value)
                     yield b"data: [DONE]\n\n"
                     return
                 else:
@@ -234,7 +273,11 @@ async def _stream(
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            **stream_headers(stream),
+        },
     )
 
 

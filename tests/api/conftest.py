@@ -29,7 +29,7 @@ from gatehouse_core.crypto import SecretBox
 from gatehouse_core.db import make_engine
 from gatehouse_core.ratelimit import RateLimiter
 from gatehouse_core.schema import LLMRequest, utcnow
-from gatehouse_core.tokens import TokenStore
+from gatehouse_core.tokens import TokenLimits, TokenStore
 from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter
 
 ROLES = ("admin", "operator", "viewer")
@@ -42,6 +42,7 @@ class Api:
     registry: Registry
     gateway: Gateway
     tokens: TokenStore
+    app: Any = None
     secrets: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -60,6 +61,10 @@ class Api:
         _, secret = self.tokens.create(name, role, actor="test", **limits)
         self.secrets[name] = secret
         return secret
+
+    def app_limits(self) -> TokenLimits:
+        """The running app's per-token limits (its open budget reservations)."""
+        return self.app.state.gatehouse.limits
 
     def audit_rows(self) -> list[LLMRequest]:
         assert self.gateway.audit.flush(10)
@@ -126,7 +131,7 @@ def api(fake: FakeOpenRouter, api_config: ApiConfig, tmp_path: Any) -> Iterator[
     tokens = TokenStore(engine)
     app = create_app(registry=registry, gateway=gateway, tokens=tokens, config=api_config)
     base_url, stop = serve(mounted(app))
-    handle = Api(base_url, fake, registry, gateway, tokens)
+    handle = Api(base_url, fake, registry, gateway, tokens, app)
     for role in ROLES:
         handle.token(role, role)
     handle.token("revoked", "admin")

@@ -166,3 +166,155 @@ def test_no_key_in_any_answer(api: Api) -> None:
         assert answer.status_code == 200, answer.text
         assert DEFAULT_KEY not in answer.text
     assert json.loads(answers[1].text)["api_key"] == "sk-or-…a1b2"
+
+
+# ---- faithful passthrough: the upstream's whole answer -------------------------------------
+
+LOOKUP = {"name": "lookup", "arguments": '{"city": "Oslo"}'}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
+def test_a_tool_call_round_trip(api: Api) -> None:
+    client = sdk(api)
+    api.fake.enqueue(Reply(text="", tool_calls=(LOOKUP,)), model="test/primary")
+    first = client.chat.completions.create(model="test/primary", messages=HELLO, tools=TOOLS)
+    (call,) = first.choices[0].message.tool_calls
+    assert (call.function.name, call.function.arguments) == ("lookup", LOOKUP["arguments"])
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert first.choices[0].message.content is None
+
+    answer = client.chat.completions.create(
+        model="test/primary",
+        tools=TOOLS,
+        messages=[
+            *HELLO,
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": '{"temp": 3}'},
+        ],
+    )
+
+    assert answer.choices[0].message.content == DEFAULT_REPLY_TEXT
+    sent = api.fake.chat_requests[-1].body["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == call.id
+    assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": '{"temp": 3}'}
+
+
+def test_n_2_returns_both_choices(api: Api) -> None:
+    reply = sdk(api).chat.completions.create(model="test/primary", messages=HELLO, n=2)
+    assert [c.index for c in reply.choices] == [0, 1]
+    assert reply.choices[0].message.content == DEFAULT_REPLY_TEXT
+    assert reply.choices[1].message.content == f"{DEFAULT_REPLY_TEXT} (choice 1)"
+    assert api.fake.chat_requests[-1].body["n"] == 2
+
+
+def test_logprobs_are_passed_back(api: Api) -> None:
+    reply = sdk(api).chat.completions.create(
+        model="test/primary", messages=HELLO, logprobs=True, top_logprobs=2
+    )
+    tokens = [t.token for t in reply.choices[0].logprobs.content]
+    assert "".join(tokens) == DEFAULT_REPLY_TEXT
+    assert api.fake.chat_requests[-1].body["top_logprobs"] == 2
+
+
+def test_a_refusal_is_passed_back(api: Api) -> None:
+    api.fake.enqueue(Reply(refusal="I cannot help with that."), model="test/primary")
+    reply = sdk(api).chat.completions.create(model="test/primary", messages=HELLO)
+    assert reply.choices[0].message.refusal == "I cannot help with that."
+    assert reply.choices[0].message.content is None
+
+
+def test_the_upstream_id_and_openrouter_extras_are_kept(api: Api) -> None:
+    reply = sdk(api).chat.completions.create(model="test/primary", messages=HELLO)
+    assert reply.id.startswith("gen-")
+    assert reply.model_extra["provider"] == "FakeProvider"  # OpenRouter's own field
+    assert reply.usage.model_extra["is_byok"] is False
+
+
+def test_a_missing_upstream_cost_is_filled_with_the_estimate(api: Api) -> None:
+    api.fake.enqueue(Reply(omit_cost=True), model="test/primary")
+    reply = sdk(api).chat.completions.create(model="test/primary", messages=HELLO)
+    extra = reply.model_extra["gatehouse"]
+    assert "cost" in reply.usage.model_extra
+    assert extra["cost_source"] in ("estimated", "unknown")
+
+
+def test_streamed_tool_call_deltas_are_reassembled_by_the_sdk(api: Api) -> None:
+    api.fake.enqueue(Reply(text="", tool_calls=(LOOKUP,)), model="test/primary")
+    with sdk(api).chat.completions.stream(
+        model="test/primary", messages=HELLO, tools=TOOLS
+    ) as stream:
+        final = stream.get_final_completion()
+    (call,) = final.choices[0].message.tool_calls
+    assert (call.function.name, call.function.arguments) == ("lookup", LOOKUP["arguments"])
+    assert call.id.startswith("call_")
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+def test_a_stream_passes_every_choice_index_and_logprobs(api: Api) -> None:
+    chunks = list(
+        sdk(api).chat.completions.create(
+            model="test/primary", messages=HELLO, stream=True, n=2, logprobs=True
+        )
+    )
+    texts = {0: "", 1: ""}
+    for c in chunks:
+        for choice in c.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts == {0: DEFAULT_REPLY_TEXT, 1: f"{DEFAULT_REPLY_TEXT} (choice 1)"}
+    assert any(ch.logprobs and ch.logprobs.content for c in chunks for ch in c.choices)
+    assert all(c.id == chunks[0].id for c in chunks) and chunks[0].id.startswith("gen-")
+    assert chunks[-1].usage.model_extra["cost"] > 0
+
+
+def test_stream_request_fields_reach_the_upstream(api: Api) -> None:
+    list(
+        sdk(api).chat.completions.create(
+            model="test/primary",
+            messages=HELLO,
+            stream=True,
+            seed=3,
+            stop=["END"],
+            response_format={"type": "json_object"},
+        )
+    )
+    sent = api.fake.chat_requests[-1].body
+    assert (sent["seed"], sent["stop"], sent["response_format"]) == (
+        3,
+        ["END"],
+        {"type": "json_object"},
+    )
+    assert sent["stream"] is True
+
+
+# ---- headers on every answer -----------------------------------------------------------------
+
+
+def test_a_stream_answer_carries_the_request_id_and_provider_headers(api: Api) -> None:
+    api.fake.always(Error(503), model="test/primary")
+    raw = sdk(api).chat.completions.with_raw_response.create(
+        model="test/primary", messages=HELLO, stream=True
+    )
+    chunks = list(raw.parse())
+    assert raw.headers["x-gatehouse-provider"] == "backup"
+    request_id = raw.headers["x-gatehouse-request-id"]
+    assert chunks[-1].model_extra["gatehouse"]["request_id"] == request_id
+
+
+def test_an_error_answer_carries_the_request_id_header(api: Api) -> None:
+    api.fake.always(Error(503))
+    with api.client("operator") as client:
+        answer = client.post(
+            "/api/v1/chat/completions",
+            json={"model": "test/primary", "messages": HELLO, "stream": True},
+        )
+    assert answer.status_code == 502
+    assert answer.headers["x-gatehouse-request-id"]
+    assert answer.headers["x-gatehouse-provider"] == "backup"

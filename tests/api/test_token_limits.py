@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import openai
 import pytest
 
+from gatehouse_core.spend.budgets import UNKNOWN_PRICE_RESERVE_USD
 from tests.api.conftest import Api
+from tests.fakes.openrouter import Error, Reply
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -51,13 +55,43 @@ def test_requests_per_minute_answer_429_with_retry_after(api: Api) -> None:
 
 
 def test_a_spent_monthly_budget_answers_402(api: Api) -> None:
-    api.token("thrifty", monthly_usd=0.000001)
-    assert _complete(api, "thrifty").status_code == 200  # nothing spent yet
-    api.audit_rows()  # the cost reaches llm_requests
-    refused = _complete(api, "thrifty")
+    # The models here have no catalog price: each call reserves UNKNOWN_PRICE_RESERVE_USD.
+    api.token("thrifty", monthly_usd=UNKNOWN_PRICE_RESERVE_USD + 0.1)
+    api.fake.enqueue(Reply(cost=0.2), model="test/primary")
+    assert _complete(api, "thrifty").status_code == 200  # $0 spent + $0.50 reserved fits
+    refused = _complete(api, "thrifty")  # $0.20 spent + $0.50 would not
     assert refused.status_code == 402
     assert refused.json()["error"]["code"] == "budget_exceeded"
     assert "monthly budget" in refused.json()["error"]["message"]
+    assert len(api.fake.chat_requests) == 1
+
+
+def test_two_concurrent_calls_near_the_budget_cannot_both_pass(api: Api) -> None:
+    api.token("pair", monthly_usd=UNKNOWN_PRICE_RESERVE_USD * 1.5)  # room for one reservation
+    api.fake.enqueue(Reply(delay=1.0), model="test/primary")
+    first: list[int] = []
+    thread = threading.Thread(target=lambda: first.append(_complete(api, "pair").status_code))
+    thread.start()
+    try:
+        assert api.fake.wait_for_chat_count(1, timeout=10)  # the first call is in flight
+        second = _complete(api, "pair")
+    finally:
+        thread.join(30)
+    assert (first, second.status_code) == ([200], 402)
+    assert "held by calls in flight" in second.json()["error"]["message"]
+    assert api.fake.chat_count == 1  # the refused call never reached the upstream
+    assert _complete(api, "pair").status_code == 200  # settled to its real, tiny cost
+    assert api.app_limits().open_reservations("pair") == 0
+
+
+def test_a_failed_call_releases_its_budget_reservation(api: Api) -> None:
+    api.token("unlucky", monthly_usd=UNKNOWN_PRICE_RESERVE_USD * 1.5)
+    api.fake.always(Error(503))
+    assert _complete(api, "unlucky").status_code == 502
+    with api.client("unlucky") as client:
+        streamed = client.post("/api/v1/chat/completions", json={"messages": HELLO, "stream": True})
+    assert streamed.status_code == 502
+    assert api.app_limits().open_reservations("unlucky") == 0
 
 
 def test_a_refused_call_does_not_use_up_the_rate(api: Api) -> None:

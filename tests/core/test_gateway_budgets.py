@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, event, select
 
-from gatehouse_core import AllProvidersFailed, Gateway, Registry
+from gatehouse_core import AllProvidersFailed, Gateway, Registry, StreamInterrupted
 from gatehouse_core.audit import AuditWriter
 from gatehouse_core.catalog import Catalog, CatalogEntry
 from gatehouse_core.crypto import SecretBox
@@ -22,7 +22,7 @@ from gatehouse_core.errors import BudgetExceeded
 from gatehouse_core.schema import LLMRequest
 from gatehouse_core.spend.budget_rules import BudgetStore, make_rule
 from gatehouse_core.spend.budgets import Budgets
-from tests.fakes.openrouter import Error, FakeOpenRouter, Reply
+from tests.fakes.openrouter import Error, FakeOpenRouter, Reply, StreamCut
 
 MESSAGES = [{"role": "user", "content": "Say hello to the gateway, please."}]  # 8 tokens
 Factory = Callable[..., Gateway]
@@ -315,3 +315,40 @@ def test_a_refused_stream_raises_before_any_delta_and_sends_nothing(
     assert deltas == []
     assert fake_openrouter.chat_count == 0
     assert budgets.open_reservations()["global"] == 0
+
+
+def test_a_stream_cut_mid_way_settles_its_reservation_to_the_estimate(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine
+) -> None:
+    budgets = budgets_for(engine, ("global", None, 0.05, "block"))
+    gateway = gateway_factory("a", budgets=budgets, catalog=budgets.catalog)
+    fake_openrouter.enqueue(StreamCut(after_chunks=2, reply=Reply(text="one two three four")))
+
+    with pytest.raises(StreamInterrupted):
+        list(gateway.stream(MESSAGES, max_tokens=4000))
+
+    # prompt 8 + output "one two " (8 characters → 2 tokens), at $2 per million tokens
+    assert budgets.open_reservations()["global"] == 0
+    assert budgets.spent()["global"] == pytest.approx((8 + 2) * 2e-6)
+
+
+def test_a_stream_the_watchdog_cuts_settles_what_it_received(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, engine: Engine, writer: AuditWriter
+) -> None:
+    budgets = budgets_for(engine, ("global", None, 0.05, "block"))
+    gateway = gateway_factory(
+        "a", budgets=budgets, catalog=budgets.catalog, audit=writer, timeout=0.4
+    )
+    words = " ".join(f"w{i}" for i in range(40))
+    fake_openrouter.enqueue(Reply(text=words, chunk_delay=0.1))
+
+    stream = gateway.stream(MESSAGES, max_tokens=4000)
+    with pytest.raises(StreamInterrupted) as cut:
+        list(stream)
+
+    assert writer.flush(10)
+    (row,) = rows(engine, cut.value.request_id)
+    assert (row.status, row.error_type, row.cost_source) == ("incomplete", "timeout", "estimated")
+    assert row.output_tokens and row.output_tokens > 0 and row.generation_id.startswith("gen-")
+    assert budgets.open_reservations()["global"] == 0
+    assert budgets.spent()["global"] == pytest.approx(row.cost_usd)

@@ -381,3 +381,94 @@ def test_ttft_counts_from_the_callers_start_and_each_attempt_keeps_its_own(
     assert result.ttft_ms == pytest.approx(BACKOFFS[0] * 1000)  # the failed try and its wait
     assert [a.ttft_ms for a in result.attempts] == [None, 0.0]
     assert result.attempts[1].to_json()["ttft_ms"] == 0.0
+
+
+# ---- the upstream's own chunks -----------------------------------------------------------------
+
+LOOKUP = {"name": "lookup", "arguments": '{"city": "Oslo"}'}
+
+
+def test_chunks_hand_back_every_upstream_chunk_with_tool_call_deltas(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a")
+    fake_openrouter.enqueue(Reply(text="", tool_calls=(LOOKUP,)))
+
+    stream = gateway.stream(MESSAGES)
+    assert stream.request_id and stream.provider is None  # the provider is known at the first chunk
+    chunks = list(stream.chunks())
+
+    assert stream.provider == "a"
+    assert all(c["id"] == chunks[0]["id"] for c in chunks)
+    calls = [
+        d["tool_calls"][0]
+        for c in chunks
+        for ch in c["choices"]
+        if (d := ch["delta"]).get("tool_calls")
+    ]
+    assert calls[0]["function"]["name"] == "lookup" and calls[0]["id"].startswith("call_")
+    assert "".join(c["function"]["arguments"] for c in calls) == LOOKUP["arguments"]
+    assert chunks[-1]["usage"]["cost"] > 0
+    assert stream.result is not None and stream.result.finish_reason == "tool_calls"
+    assert stream.result.request_id == stream.request_id
+
+
+def test_n_choices_stream_every_index_while_the_text_is_the_first_choice(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a")
+    fake_openrouter.enqueue(Reply(text="one two"))
+
+    stream = gateway.stream(MESSAGES, n=2)
+    chunks = list(stream.chunks())
+
+    indexes = {ch["index"] for c in chunks for ch in c["choices"]}
+    assert indexes == {0, 1}
+    assert stream.result.text == "one two"
+
+
+def test_text_iteration_skips_chunks_without_text(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a")
+    fake_openrouter.enqueue(Reply(text="", tool_calls=(LOOKUP,)))
+
+    stream = gateway.stream(MESSAGES)
+
+    assert list(stream) == []
+    assert stream.result.finish_reason == "tool_calls"
+
+
+def test_a_tool_call_stream_cut_after_its_first_delta_is_interrupted_not_retried(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    gateway = gateway_factory("a", "b")
+    fake_openrouter.enqueue(StreamCut(after_chunks=0, reply=Reply(text="", tool_calls=(LOOKUP,))))
+
+    with pytest.raises(StreamInterrupted):
+        list(gateway.stream(MESSAGES).chunks())
+
+    assert models_sent(fake_openrouter) == ["test/a"]  # the caller already has a delta
+
+
+# ---- a cut stream is billed: its tokens and cost are recorded ---------------------------------
+
+
+def test_a_stream_whose_connection_resets_records_an_estimate_and_its_generation(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    sink = Sink()
+    gateway = gateway_factory("a", audit=sink)
+    gateway.catalog = Catalog(gateway.registry.engine)
+    reply = Reply(text="one two three four five six seven eight")
+    fake_openrouter.enqueue(StreamCut(after_chunks=3, reply=reply), model="openai/gpt-4o-mini")
+
+    with pytest.raises(StreamInterrupted):
+        drain(gateway.stream(MESSAGES, model="openai/gpt-4o-mini"))
+
+    (row,) = sink.rows
+    assert (row["status"], row["cost_source"]) == ("incomplete", "estimated")
+    assert row["input_tokens"] == len(MESSAGES[0]["content"]) // 4
+    assert row["output_tokens"] == len("one two three ") // 4 + 1  # characters received / 4
+    assert row["cost_usd"] > 0
+    assert row["generation_id"].startswith("gen-")

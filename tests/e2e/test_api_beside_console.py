@@ -14,6 +14,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from playwright.sync_api import Browser, expect
 
 from tests.fakes.openrouter import FakeOpenRouter, Reply
 
@@ -69,3 +70,34 @@ def test_console_health_and_the_api_document_share_the_port(served: Console) -> 
     assert "/v1/chat/completions" in document["paths"]
     with urllib.request.urlopen(served.url("/"), timeout=10) as response:
         assert response.status == 200
+
+
+@pytest.mark.browser
+def test_the_api_docs_page_renders_the_endpoints_under_the_consoles_csp(
+    served: Console, chromium_browser: Browser
+) -> None:
+    context = chromium_browser.new_context()
+    try:
+        page = context.new_page()
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        elsewhere: list[str] = []
+        page.on(
+            "request",
+            lambda r: None if r.url.startswith(served.base_url) else elsewhere.append(r.url),
+        )
+
+        answer = page.goto(served.url("/api/docs"))
+
+        assert (
+            answer is not None and "default-src 'self'" in answer.headers["content-security-policy"]
+        )
+        paths = page.locator(".opblock-summary-path")
+        expect(paths.filter(has_text="/v1/chat/completions").first).to_be_visible(timeout=30_000)
+        expect(paths.filter(has_text="/v1/settings/providers").first).to_be_visible()
+        assert violations == [] and elsewhere == []
+    finally:
+        context.close()

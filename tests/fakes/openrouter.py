@@ -223,6 +223,11 @@ class Reply:
     # does while a model is queued. Each byte resets an idle timeout; only a total deadline cuts it.
     trickle_seconds: float = 0.0
     trickle_interval: float = 0.05
+    # Tool calls: each {"name", "arguments"} (arguments a JSON string); the answer's content is
+    # `text` or null, `finish_reason` "tool_calls". Streamed as OpenAI does: one delta with the
+    # call's id, type and name, then its arguments in two pieces.
+    tool_calls: tuple[Mapping[str, str], ...] = ()
+    refusal: str | None = None  # the model declines: content null, `refusal` this text
 
 
 @dataclass(frozen=True)
@@ -477,6 +482,41 @@ class _Generation:
     finish_reason: str
     usage: dict[str, Any]
     streamed: bool
+    # What the request asked for and the reply scripted (see Reply.tool_calls/refusal);
+    # `n` choices, choice i > 0 answering `text` + " (choice i)".
+    n: int = 1
+    logprobs: bool = False
+    tool_calls: tuple[Mapping[str, str], ...] = ()
+    refusal: str | None = None
+
+    def choice_text(self, index: int) -> str:
+        return self.text if index == 0 else f"{self.text} (choice {index})"
+
+    def content(self, index: int) -> str | None:
+        if self.refusal is not None or (self.tool_calls and not self.text):
+            return None
+        return self.choice_text(index)
+
+    def tool_call_json(self, index: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"call_{self.id[-8:]}_{index}_{k}",
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["arguments"]},
+            }
+            for k, call in enumerate(self.tool_calls)
+        ]
+
+
+def _logprobs(text: str | None) -> dict[str, Any]:
+    """OpenAI's logprobs object: one entry per word piece, each a fixed -0.25."""
+    return {
+        "content": [
+            {"token": t, "logprob": -0.25, "bytes": list(t.encode()), "top_logprobs": []}
+            for t in split_into_chunks(text or "", None)
+        ],
+        "refusal": None,
+    }
 
 
 def _generate(reply: Reply, request: Mapping[str, Any], model: str, text: str) -> _Generation:
@@ -487,10 +527,16 @@ def _generate(reply: Reply, request: Mapping[str, Any], model: str, text: str) -
     prompt = reply.prompt_tokens
     prompt = count_prompt_tokens(request) if prompt is None else prompt
     completion = reply.completion_tokens
-    if completion is None:
-        completion = count_completion_tokens(text) + reply.reasoning_tokens
+    n = request.get("n") if isinstance(request.get("n"), int) and request["n"] > 1 else 1
+    if completion is None:  # every choice, tool call arguments and refusal are generated
+        generated = [text, *(f"{text} (choice {i})" for i in range(1, n))]
+        generated += [c["arguments"] for c in reply.tool_calls] * n
+        generated += [reply.refusal or ""] * n
+        completion = sum(map(count_completion_tokens, generated)) + reply.reasoning_tokens
     cost = fake_cost(prompt, completion) if reply.cost is None else reply.cost
     usage = reply.usage if reply.usage is not None else _usage(reply, prompt, completion, cost)
+    if reply.tool_calls and finish_reason == "stop":
+        finish_reason = "tool_calls"
     return _Generation(
         id=new_generation_id(),
         created=int(time.time()),
@@ -500,6 +546,10 @@ def _generate(reply: Reply, request: Mapping[str, Any], model: str, text: str) -
         finish_reason=finish_reason,
         usage=usage,
         streamed=bool(request.get("stream")),
+        n=n,
+        logprobs=request.get("logprobs") is True,
+        tool_calls=reply.tool_calls,
+        refusal=reply.refusal,
     )
 
 
@@ -525,15 +575,23 @@ def _usage(reply: Reply, prompt: int, completion: int, cost: float) -> dict[str,
 
 def completion_body(gen: _Generation, choice_error: dict[str, Any] | None = None) -> dict:
     """The non-streamed `chat.completion` body, in OpenRouter's field order."""
-    choice: dict[str, Any] = {
-        "logprobs": None,
-        "finish_reason": "error" if choice_error else gen.finish_reason,
-        "native_finish_reason": "error" if choice_error else gen.finish_reason,
-        "index": 0,
-        "message": {"role": "assistant", "content": gen.text, "refusal": None, "reasoning": None},
-    }
-    if choice_error:
-        choice["error"] = choice_error
+    choices = []
+    for index in range(gen.n):
+        content = gen.content(index)
+        message = {"role": "assistant", "content": content, "refusal": gen.refusal}
+        message["reasoning"] = None
+        if gen.tool_calls:
+            message["tool_calls"] = gen.tool_call_json(index)
+        choice: dict[str, Any] = {
+            "logprobs": _logprobs(content) if gen.logprobs else None,
+            "finish_reason": "error" if choice_error else gen.finish_reason,
+            "native_finish_reason": "error" if choice_error else gen.finish_reason,
+            "index": index,
+            "message": message,
+        }
+        if choice_error:
+            choice["error"] = choice_error
+        choices.append(choice)
     return {
         "id": gen.id,
         "provider": gen.provider,
@@ -541,13 +599,22 @@ def completion_body(gen: _Generation, choice_error: dict[str, Any] | None = None
         "object": "chat.completion",
         "created": gen.created,
         "system_fingerprint": None,
-        "choices": [choice],
+        "choices": choices,
         "usage": gen.usage,
     }
 
 
-def chunk_body(gen: _Generation, content: str, finish_reason: str | None = None) -> dict:
-    """One `chat.completion.chunk` with a single choice, as in the real captured stream."""
+def chunk_body(
+    gen: _Generation,
+    content: str | None,
+    finish_reason: str | None = None,
+    *,
+    index: int = 0,
+    delta: dict[str, Any] | None = None,
+) -> dict:
+    """One `chat.completion.chunk` with a single choice, as in the real captured stream
+    (`delta` replaces the content delta: tool calls, refusal)."""
+    logprobs = _logprobs(content) if gen.logprobs and content else None
     return {
         "id": gen.id,
         "provider": gen.provider,
@@ -556,11 +623,11 @@ def chunk_body(gen: _Generation, content: str, finish_reason: str | None = None)
         "created": gen.created,
         "choices": [
             {
-                "index": 0,
-                "delta": {"role": "assistant", "content": content},
+                "index": index,
+                "delta": {"role": "assistant", "content": content} if delta is None else delta,
                 "finish_reason": finish_reason,
                 "native_finish_reason": finish_reason,
-                "logprobs": None,
+                "logprobs": logprobs,
             }
         ],
         "system_fingerprint": "",
@@ -905,14 +972,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(KEEPALIVE_COMMENT)
         self._write_chunk(_sse(chunk_body(gen, "")))
         pieces = split_into_chunks(gen.text, reply.stream_chunks)
+        if gen.content(0) is None:
+            pieces = []  # tool calls or a refusal only
         for index, piece in enumerate(pieces):
             if fault is not None and index >= fault.after_chunks:
                 break
             if index:
                 self._pause(reply.chunk_delay)
             self._write_chunk(_sse(chunk_body(gen, piece)))
+            for choice in range(1, gen.n):  # the other choices' pieces, interleaved
+                others = split_into_chunks(gen.choice_text(choice), reply.stream_chunks)
+                tail = "".join(others[index + 1 :]) if index == len(pieces) - 1 else ""
+                if index < len(others):
+                    self._write_chunk(_sse(chunk_body(gen, others[index] + tail, index=choice)))
             if index == 0 and reply.keepalive_comments:
                 self._write_chunk(KEEPALIVE_COMMENT)
+        for event in self._extra_deltas(gen):
+            self._write_chunk(_sse(event))
         if isinstance(fault, StreamCut):
             raise _Aborted
         if isinstance(fault, MidStreamError):
@@ -921,11 +997,31 @@ class _Handler(BaseHTTPRequestHandler):
             event["choices"][0]["delta"] = {"content": ""}
             self._write_chunk(_sse(event))
         else:
-            self._write_chunk(_sse(chunk_body(gen, "", gen.finish_reason)))
+            for choice in range(gen.n):
+                self._write_chunk(_sse(chunk_body(gen, "", gen.finish_reason, index=choice)))
             if not reply.omit_usage:
                 self._write_chunk(_sse(usage_chunk_body(gen, reply.usage_chunk)))
             self._write_chunk(DONE_EVENT)
         self._end_chunks()
+
+    @staticmethod
+    def _extra_deltas(gen: _Generation) -> list[dict[str, Any]]:
+        """Refusal and tool-call deltas of every choice, in OpenAI's streamed form."""
+        events = []
+        for choice in range(gen.n):
+            if gen.refusal is not None:
+                for piece in split_into_chunks(gen.refusal, None):
+                    events.append(chunk_body(gen, None, index=choice, delta={"refusal": piece}))
+            for k, call in enumerate(gen.tool_call_json(choice)):
+                head = {**call, "index": k, "function": {**call["function"], "arguments": ""}}
+                events.append(chunk_body(gen, None, index=choice, delta={"tool_calls": [head]}))
+                arguments = call["function"]["arguments"]
+                for part in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                    piece = {"index": k, "function": {"arguments": part}}
+                    events.append(
+                        chunk_body(gen, None, index=choice, delta={"tool_calls": [piece]})
+                    )
+        return events
 
     # -- wire helpers --
 
