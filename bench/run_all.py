@@ -321,6 +321,9 @@ def dashboard_table(result: dict[str, Any] | None, busy: bool) -> str:
     ]
     rows = []
     runs = result.get("runs", {}) if _usable(result) else {}
+    if runs:  # measured in its own run (the databases are kept): its own load counts
+        m = result["machine"]
+        busy = busy or m["loadavg_1m_at_start"] / (m["cores"] or 1) > BUSY_LOAD_PER_CORE
     for count, r in runs.items():
         fill, pages = r.get("fill", {}), r.get("pages", {})
         slowest = max(

@@ -354,12 +354,12 @@ def _local_days(column: Any, period: Period) -> tuple[ColumnElement[Any], list[d
     boundaries, computed here with the zone's rules, so DST and half-hour zones come out the
     same on every database), and the days it indexes. Rows are already inside the period."""
     days = period.days()
+    # Always a CASE, also for one day: a bare constant in GROUP BY is a column position.
     whens = [
         (column < day_start(day + timedelta(days=1), period.zone), literal_column(str(i)))
-        for i, day in enumerate(days[:-1])
+        for i, day in enumerate(days)
     ]
-    last = literal_column(str(len(days) - 1))
-    return (case(*whens, else_=last) if whens else last), days
+    return case(*whens, else_=literal_column(str(len(days) - 1))), days
 
 
 def _from_rollup(

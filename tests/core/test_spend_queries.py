@@ -258,3 +258,12 @@ def test_groups_without_percentiles_keep_every_other_figure(engine: Engine, by: 
     assert any(a.usage.p50_ms is not None for a in full)
     days = queries.daily_costs(engine, WEEK)
     assert sum(cost for _, cost in days) == queries.totals(engine, WEEK).cost_usd
+
+
+def test_a_one_day_series_groups_by_that_day(engine: Engine) -> None:
+    """A single day's series still groups in SQL (a bare constant would be a column position)."""
+    day = days_between(date(2026, 11, 12), date(2026, 11, 12), UTC_ZONE)
+    s = queries.series(engine, day, by="model", step="day")
+    assert s.buckets == [date(2026, 11, 12)]
+    assert s.total(date(2026, 11, 12)).cost_usd == 2.0
+    assert queries.daily_costs(engine, day) == [(date(2026, 11, 12), 2.0)]
