@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -35,15 +34,16 @@ from zoneinfo import ZoneInfo
 
 import httpx2
 from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from .. import settings
 from ..db import transaction, unreachable
 from ..errors import ConfigError, GatehouseError
 from ..hosts import host_error
 from ..registry import Registry
-from ..schema import LLMRequest, Reconciliation, SystemSetting, UsageHourly, utcnow
+from ..schema import LLMRequest, Reconciliation, UsageHourly, utcnow
 from ..telemetry import scrub
+from .claims import claim
 from .periods import day_start, local_day
 from .rollups import apply_changes
 
@@ -570,28 +570,16 @@ def reconcile_yesterday_if_due(
 
 
 def _claim(engine: Engine, now: datetime, today_start: datetime) -> bool:
-    """Compare-and-set on a `system_settings` marker: true for the one process that moved
-    its `updated_at` past the start of today (the pattern of retention.prune_if_due)."""
-    marker = SystemSetting.__table__
-    this = marker.c.key == MARKER_KEY
-    with suppress(IntegrityError), engine.begin() as conn:  # another process made it first
-        if conn.execute(select(marker.c.key).where(this)).first() is None:
-            conn.execute(
-                insert(marker).values(
-                    key=MARKER_KEY,
-                    value={},
-                    description="When the console last reconciled with OpenRouter's ledger",
-                    updated_at=datetime(1970, 1, 1, tzinfo=UTC),
-                    updated_by="reconcile",
-                )
-            )
-    with engine.begin() as conn:
-        claimed = conn.execute(
-            update(marker)
-            .where(this, marker.c.updated_at < today_start)
-            .values(updated_at=now, value={"last_run_at": now.isoformat()})
-        )
-    return claimed.rowcount == 1
+    """True for the one process that claims today's run (see `claims.claim`)."""
+    return claim(
+        engine,
+        MARKER_KEY,
+        due=lambda updated_at: updated_at < today_start,
+        now=now,
+        value={"last_run_at": now.isoformat()},
+        description="When the console last reconciled with OpenRouter's ledger",
+        actor="reconcile",
+    )
 
 
 # ---- helpers -------------------------------------------------------------------------------

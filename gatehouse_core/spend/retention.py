@@ -15,24 +15,23 @@ off the request path.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import OperationalError
 
 from .. import settings
 from ..db import unreachable
-from ..schema import LLMRequest, SystemSetting
+from ..schema import LLMRequest
+from .claims import claim
 
 __all__ = ["PruneProgress", "PruneResult", "prune", "prune_if_due", "retention_days"]
 
 R = LLMRequest.__table__
 MARKER_KEY = "audit_retention"
 BATCH_ROWS = 10_000
-NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -120,24 +119,12 @@ def prune_if_due(
 
 
 def _claim(engine: Engine, now: datetime, every: timedelta, days: int) -> bool:
-    marker = SystemSetting.__table__
-    this = marker.c.key == MARKER_KEY
-    with suppress(IntegrityError), engine.begin() as conn:  # another process made it first
-        if conn.execute(select(marker.c.key).where(this)).first() is None:
-            conn.execute(
-                insert(marker).values(
-                    key=MARKER_KEY,
-                    value={},
-                    description="When audit rows were last pruned (GATEHOUSE_AUDIT_RETENTION_DAYS)",
-                    updated_at=NEVER,
-                    updated_by="retention",
-                )
-            )
-    with engine.begin() as conn:
-        # The row lock (PostgreSQL) or the write lock (SQLite) makes this compare-and-set.
-        claimed = conn.execute(
-            update(marker)
-            .where(this, marker.c.updated_at <= now - every)
-            .values(updated_at=now, value={"last_run_at": now.isoformat(), "retention_days": days})
-        )
-    return claimed.rowcount == 1
+    return claim(
+        engine,
+        MARKER_KEY,
+        due=lambda updated_at: updated_at <= now - every,
+        now=now,
+        value={"last_run_at": now.isoformat(), "retention_days": days},
+        description="When audit rows were last pruned (GATEHOUSE_AUDIT_RETENTION_DAYS)",
+        actor="retention",
+    )
