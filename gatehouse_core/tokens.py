@@ -10,9 +10,10 @@ Per-token limits (`TokenLimits`), checked before a call is handed to the gateway
 - model patterns: the requested model (or the default provider's default model) must match one;
 - requests per minute: the rate limiter of `ratelimit.py`, keyed `token:NAME`, so the limit is
   shared through Redis when GATEHOUSE_REDIS_URL is set;
-- monthly budget: month-to-date cost of the token's calls in `llm_requests` (UTC month). A
-  check before the call, not a reservation: calls in flight, and audit rows not yet written by
-  the background writer, are not counted (reserve-then-settle comes with the budgets work).
+- monthly budget: a `block` rule of the gateway's budgets (spend/budgets.py), scope "token",
+  read from this table by `spend.budget_rules.token_rules`: each attempt reserves its worst case before it is
+  sent and settles to the real cost, shared through Redis like every budget; months begin in
+  GATEHOUSE_TIMEZONE. A refused call is a 402 with an audit row `rejected`/`budget`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,9 @@ import hashlib
 import math
 import re
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -38,6 +36,8 @@ from .errors import ConfigError, GatehouseError, NotFound, ValidationError
 from .providers import RateLimit
 from .reports import parse_since
 from .schema import ApiToken, LLMRequest, SettingsAudit, utcnow
+from .spend.budget_rules import budget_timezone
+from .spend.budget_rules import month_start as budget_month_start
 
 TOKEN_PREFIX = "gh_"
 TOKEN_BYTES = 32
@@ -70,10 +70,6 @@ class TokenRateLimited(GatehouseError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class TokenBudgetExceeded(GatehouseError):
-    """The token's monthly budget is spent."""
 
 
 def hash_token(token: str) -> str:
@@ -363,29 +359,20 @@ def _audit(
 
 
 def month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def month_to_date_cost(engine: Engine, actor: str, now: datetime) -> float:
-    """USD spent by `actor` since the start of the UTC month, from the audit rows."""
-    query = select(func.coalesce(func.sum(LLMRequest.cost_usd), 0)).where(
-        LLMRequest.actor == actor, LLMRequest.created_at >= month_start(now)
-    )
-    with transaction(engine) as s:
-        # Money is kept to 10 decimals; rounding drops the float noise of SQLite's SUM.
-        return round(float(s.scalar(query) or 0), 10)
+    """The start of the month in GATEHOUSE_TIMEZONE, as the budgets count months."""
+    return budget_month_start(now, budget_timezone())
 
 
 @dataclass(frozen=True)
 class TokenUsage:
-    """One token's traffic since the start of the UTC month (for lists and the tokens page)."""
+    """One token's traffic since the start of the month (for lists and the tokens page)."""
 
     calls: int = 0
     cost_usd: float = 0.0
 
 
 def month_to_date_usage(engine: Engine, now: datetime) -> dict[str, TokenUsage]:
-    """Calls (distinct request ids) and cost per token name this UTC month, in one query."""
+    """Calls (distinct request ids) and cost per token name this month, in one query."""
     query = (
         select(
             LLMRequest.actor,
@@ -404,32 +391,17 @@ def month_to_date_usage(engine: Engine, now: datetime) -> dict[str, TokenUsage]:
 
 
 class TokenLimits:
-    """Admission for one call made with a token: model patterns, rpm, monthly budget.
+    """Admission for one call made with a token: model patterns and requests per minute.
 
     `limiter` is the gateway's RateLimiter (shared through Redis when configured); the rpm key
-    is `token:NAME`, which cannot clash with a provider name (no `:` in those).
+    is `token:NAME`, which cannot clash with a provider name (no `:` in those). The monthly
+    budget is not checked here: it is a rule of the gateway's budgets (`budget_rules.token_rules`), so it
+    is reserved and settled with every other budget, shared through Redis.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        limiter: Any,
-        *,
-        catalog: Any = None,
-        window_seconds: int = 60,
-        clock: Callable[[], datetime] = utcnow,
-        monotonic: Callable[[], float] = time.monotonic,
-    ):
-        self.engine = engine
+    def __init__(self, limiter: Any, *, window_seconds: int = 60):
         self.limiter = limiter
-        self.catalog = catalog  # prices for the worst case a call reserves
         self.window_seconds = window_seconds
-        self._clock = clock
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._held: dict[str, float] = {}  # token name → USD reserved by calls in flight
-        # Settled costs not yet surely in llm_requests (the audit writer lags): (when, USD).
-        self._recent: dict[str, deque[tuple[float, float]]] = {}
 
     def check_model(self, token: TokenInfo, model: str) -> None:
         if not token.allows_model(model):
@@ -439,80 +411,6 @@ class TokenLimits:
                 f"its allowed models are: {allowed}.",
                 "model_not_allowed",
             )
-
-    def check_budget(self, token: TokenInfo) -> None:
-        if token.monthly_usd is None:
-            return
-        now = self._clock()
-        spent = month_to_date_cost(self.engine, token.actor, now)
-        if spent >= token.monthly_usd:
-            raise TokenBudgetExceeded(
-                f"The API token {token.name!r} has spent ${spent:.4f} of its "
-                f"${token.monthly_usd:g} monthly budget; it resets at the start of next month "
-                "(UTC), or an admin can create a token with a larger budget."
-            )
-
-    def reserve_budget(
-        self, token: TokenInfo, model: str | None, prompt_tokens: int, max_tokens: int | None
-    ) -> TokenHold:
-        """Reserve the call's worst case against the token's monthly budget, then settle it
-        with the real cost (or release it): month-to-date spend (read now) + this process's
-        open reservations and recent costs + the worst case must fit, so two concurrent calls
-        near the limit cannot both pass. Worst case and defaults as the gateway's budgets
-        (spend/budgets.py): catalog prices × (prompt + max_tokens or DEFAULT_OUTPUT_TOKENS),
-        UNKNOWN_PRICE_RESERVE_USD for an unpriced model."""
-        if token.monthly_usd is None:
-            return TokenHold(self, token.name, 0.0, active=False)
-        amount = self.worst_case_usd(model, prompt_tokens, max_tokens)
-        spent = month_to_date_cost(self.engine, token.actor, self._clock())
-        with self._lock:
-            held = self._held.get(token.name, 0.0)
-            recent = self._recent_cost(token.name)
-            if spent + recent + held + amount > token.monthly_usd + 1e-12:
-                raise TokenBudgetExceeded(
-                    f"The API token {token.name!r} has spent ${spent + recent:.4f} of its "
-                    f"${token.monthly_usd:g} monthly budget"
-                    + (f", ${held:.4f} more is held by calls in flight" if held else "")
-                    + f", and this call may cost up to ${amount:.4f}; it resets at the start of "
-                    "next month (UTC), or send a smaller max_tokens, or an admin can create a "
-                    "token with a larger budget."
-                )
-            self._held[token.name] = held + amount
-        return TokenHold(self, token.name, amount)
-
-    def worst_case_usd(
-        self, model: str | None, prompt_tokens: int, max_tokens: int | None
-    ) -> float:
-        from .spend.budgets import DEFAULT_OUTPUT_TOKENS, UNKNOWN_PRICE_RESERVE_USD
-
-        output = max_tokens if max_tokens and max_tokens > 0 else DEFAULT_OUTPUT_TOKENS
-        cost = None
-        if self.catalog is not None and model:
-            try:
-                cost = self.catalog.estimate_cost(model, max(prompt_tokens, 0), output)
-            except Exception:  # a broken catalog reserves the conservative default
-                cost = None
-        return UNKNOWN_PRICE_RESERVE_USD if cost is None else float(cost)
-
-    def _recent_cost(self, name: str) -> float:
-        """Costs settled in the last SETTLED_LAG_SECONDS (their audit rows may not be in yet;
-        at worst one counts twice for that long). Called under the lock."""
-        entries = self._recent.get(name)
-        if not entries:
-            return 0.0
-        while entries and entries[0][0] <= self._monotonic() - SETTLED_LAG_SECONDS:
-            entries.popleft()
-        return sum(cost for _, cost in entries)
-
-    def _finish(self, hold: TokenHold, cost: float | None) -> None:
-        with self._lock:
-            self._held[hold.name] = max(self._held.get(hold.name, 0.0) - hold.amount_usd, 0.0)
-            if cost:
-                self._recent.setdefault(hold.name, deque()).append((self._monotonic(), cost))
-
-    def open_reservations(self, name: str) -> float:
-        with self._lock:
-            return self._held.get(name, 0.0)
 
     def take_rpm(self, token: TokenInfo) -> None:
         if token.rpm is None or self.limiter is None:
@@ -525,28 +423,3 @@ class TokenLimits:
                 retry_after=self.window_seconds,
             )
         permit.release()  # no concurrency slot is held for a token: only the count matters
-
-
-SETTLED_LAG_SECONDS = 2.0  # the audit writer flushes every 0.2 s; a settled cost counts this long
-
-
-class TokenHold:
-    """One call's reservation against its token's monthly budget: `settle(cost)` once the
-    answer is in (None: unknown, counted as the reserved worst case), `release()` when the call
-    failed (a billed failure reaches the month's figure through its audit row). Once only."""
-
-    def __init__(self, owner: TokenLimits, name: str, amount_usd: float, *, active: bool = True):
-        self._owner = owner
-        self.name = name
-        self.amount_usd = amount_usd
-        self._done = not active
-
-    def settle(self, cost_usd: float | None) -> None:
-        if not self._done:
-            self._done = True
-            self._owner._finish(self, self.amount_usd if cost_usd is None else cost_usd)
-
-    def release(self) -> None:
-        if not self._done:
-            self._done = True
-            self._owner._finish(self, None)

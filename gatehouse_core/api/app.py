@@ -48,16 +48,22 @@ def create_app(
     """The API over these core objects (tests and the console pass their own).
 
     `gateway` is a `Gateway`; its limiter (Redis-backed when configured) also counts the
-    tokens' requests per minute. `owns_gateway=True` closes it in `state.close()`.
+    tokens' requests per minute, and its budgets hold the tokens' monthly budgets — a gateway
+    built without budgets gets this process's (memory) budgets, so no token budget goes
+    unenforced. `owns_gateway=True` closes it in `state.close()`.
     """
     config = config or ApiConfig.from_env()
     engine = registry.engine
     catalog = catalog or getattr(gateway, "catalog", None) or Catalog(engine)
+    if hasattr(gateway, "budgets") and gateway.budgets is None:
+        from ..spend.budgets import Budgets
+
+        gateway.budgets = Budgets(engine, catalog)
     state = ApiState(
         registry=registry,
         gateway=gateway,
         tokens=tokens or TokenStore(engine),
-        limits=limits or TokenLimits(engine, getattr(gateway, "limiter", None), catalog=catalog),
+        limits=limits or TokenLimits(getattr(gateway, "limiter", None)),
         catalog=catalog,
         config=config,
         owns_gateway=owns_gateway,

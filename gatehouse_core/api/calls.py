@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import Request
 
-from ..tokens import TokenHold, TokenInfo
+from ..tokens import TokenInfo
 from .errors import PROVIDER_HEADER, REQUEST_ID_HEADER
 from .state import ApiState
 
@@ -17,50 +16,24 @@ SELECT_PROVIDER_HEADER = "X-GateHouse-Provider"  # on a request: the provider to
 SOURCE = "api"
 
 
-def admit(
-    state: ApiState,
-    token: TokenInfo,
-    model: str | None,
-    provider: str | None,
-    messages: Sequence[Mapping[str, Any]] = (),
-    max_tokens: int | None = None,
-) -> TokenHold:
-    """The token's limits, in the order that wastes nothing: model (403), budget reservation
-    (402), and only then a requests-per-minute slot (429), so a refused call does not use up
-    the rate. Returns the budget hold: settle it with the call's cost, or release it.
-    Blocking: call it in the pool, in the same hop as the gateway call it guards."""
+def admit(state: ApiState, token: TokenInfo, model: str | None, provider: str | None) -> None:
+    """The token's own limits before the gateway's: its model patterns (403), then a
+    requests-per-minute slot (429). Its monthly budget is one of the gateway's budgets, reserved
+    per attempt in the gateway (402); `include` puts a token created moments ago in force at
+    once. Blocking: call it in the pool, in the same hop as the gateway call it guards."""
     chosen = model or state.default_model(provider)
     if chosen is not None:
         state.limits.check_model(token, chosen)
-    prompt = sum(len(str(m.get("content") or "")) for m in messages) // 4  # as the gateway's
-    hold = state.limits.reserve_budget(token, chosen, prompt, max_tokens)
-    try:
-        state.limits.take_rpm(token)
-    except BaseException:
-        hold.release()
-        raise
-    return hold
+    budgets = getattr(state.gateway, "budgets", None)
+    if token.monthly_usd is not None and budgets is not None:
+        budgets.include(f"token:{token.name}", token.created_at)
+    state.limits.take_rpm(token)
 
 
-def guarded_chat(
-    state: ApiState, token: TokenInfo, messages: Sequence[Mapping[str, Any]], **options: Any
-) -> Any:
-    """admit, then `Gateway.chat`, settling the token's reservation with the call's cost."""
-    hold = admit(
-        state,
-        token,
-        options.get("model"),
-        options.get("provider"),
-        messages,
-        options.get("max_tokens"),
-    )
-    try:
-        result = state.gateway.chat(messages, **options)
-    except BaseException:
-        hold.release()
-        raise
-    hold.settle(result.cost_usd)
-    return result
+def guarded_chat(state: ApiState, token: TokenInfo, messages: Any, **options: Any) -> Any:
+    """admit, then `Gateway.chat`."""
+    admit(state, token, options.get("model"), options.get("provider"))
+    return state.gateway.chat(messages, **options)
 
 
 def audit_fields(

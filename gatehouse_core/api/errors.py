@@ -32,7 +32,7 @@ from ..errors import (
     ValidationError,
 )
 from ..telemetry import scrub
-from ..tokens import TokenBudgetExceeded, TokenError, TokenForbidden, TokenRateLimited
+from ..tokens import TokenError, TokenForbidden, TokenRateLimited
 
 log = logging.getLogger("gatehouse.api")
 
@@ -43,7 +43,6 @@ PROVIDER_HEADER = "X-GateHouse-Provider"
 ERROR_TABLE: tuple[tuple[type[Exception], int, str, str], ...] = (
     (TokenError, 401, "authentication_error", "invalid_token"),
     (TokenForbidden, 403, "permission_error", "forbidden"),
-    (TokenBudgetExceeded, 402, "insufficient_quota", "budget_exceeded"),
     (BudgetExceeded, 402, "insufficient_quota", "budget_exceeded"),
     (TokenRateLimited, 429, "rate_limit_error", "token_rate_limited"),
     (RateLimited, 429, "rate_limit_error", "rate_limited"),

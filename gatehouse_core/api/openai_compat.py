@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..results import ChatResult
 from ..streams import ChatStream
-from ..tokens import TokenHold, TokenInfo
+from ..tokens import TokenInfo
 from .calls import (
     SELECT_PROVIDER_HEADER,
     admit,
@@ -205,15 +205,11 @@ async def _stream(
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
 
-    def open_stream() -> tuple[ChatStream, TokenHold]:
-        hold = admit(state, token, body.model, provider, body.messages, body.max_tokens)
-        try:
-            return state.gateway.stream(body.messages, **options), hold
-        except BaseException:
-            hold.release()
-            raise
+    def open_stream() -> ChatStream:
+        admit(state, token, body.model, provider)
+        return state.gateway.stream(body.messages, **options)
 
-    stream, hold = await state.run(open_stream)
+    stream = await state.run(open_stream)
 
     def put(item: tuple[str, Any]) -> None:
         try:
@@ -232,14 +228,11 @@ async def _stream(
                     continue
                 put(("chunk", chunk))
             else:
-                hold.settle(stream.result.cost_usd if stream.result else None)
                 put(("done", final_chunk(held, stream.result)))
                 return
             stream.close()  # the client went away: the gateway audits the attempt "cancelled"
         except Exception as exc:  # GatewayError before or after the first chunk
             put(("error", exc))
-        finally:  # failed or cancelled: what was billed reaches the figure via the audit row
-            hold.release()
 
     state.pool.submit(produce)
     try:

@@ -33,11 +33,11 @@ from ..errors import ConfigError, DatabaseUnavailable, NotFound
 from ..schema import Alert, AlertDelivery, SettingsAudit, SystemSetting, UsageHourly, utcnow
 from . import webhook
 from .budget_rules import (
-    BudgetStore,
     budget_timezone,
     month_start,
     month_to_date_spend,
     next_month_start,
+    rules_in_force,
     usd,
 )
 
@@ -267,7 +267,7 @@ class Alerts:
         return fired
 
     def _check_budgets(self, config: AlertConfig) -> list[FiredAlert]:
-        rules = BudgetStore(self.engine).list_rules()
+        rules = rules_in_force(self.engine)
         if not rules:
             return []
         tz = budget_timezone()

@@ -18,9 +18,13 @@ from sqlalchemy import Engine, func, select
 from .. import settings
 from ..db import transaction
 from ..errors import ConfigError, NotFound
-from ..schema import Budget, SettingsAudit, UsageHourly, utcnow
+from ..schema import ApiToken, Budget, SettingsAudit, UsageHourly, utcnow
 
 SCOPES = ("global", "provider", "source", "actor")
+# An API token's monthly budget (`gatehouse tokens create --monthly-usd`) is a rule of scope
+# "token" read from `api_tokens`, not from `budgets`: it applies to calls whose actor is
+# `token:NAME`, and is set with the token, never with `gatehouse budgets set`.
+TOKEN_SCOPE = "token"
 ACTIONS = ("block", "alert")
 
 
@@ -51,18 +55,30 @@ class BudgetRule:
 
     @property
     def label(self) -> str:
+        if self.scope == TOKEN_SCOPE:
+            return f"the monthly budget of the API token {self.value!r}"
         return (
             "the global budget"
             if self.scope == "global"
             else f"the {self.scope} budget {self.value!r}"
         )
 
-    def applies_to(self, call: CallInfo) -> bool:
+    @property
+    def match(self) -> tuple[str, str] | None:
+        """The CallInfo field and value this rule applies to (None: every call)."""
         if self.scope == "global":
-            return True
-        return getattr(call, self.scope) == self.value
+            return None
+        if self.scope == TOKEN_SCOPE:
+            return "actor", f"token:{self.value}"
+        return self.scope, self.value
+
+    def applies_to(self, call: CallInfo) -> bool:
+        match = self.match
+        return match is None or getattr(call, match[0]) == match[1]
 
     def set_command(self) -> str:
+        if self.scope == TOKEN_SCOPE:  # a token's budget is fixed when it is created
+            return f"gatehouse tokens create NEW_NAME --role ROLE --monthly-usd USD, then revoke {self.value}"
         flag = "" if self.scope == "global" else f" --{self.scope} {self.value}"
         return f"gatehouse budgets set --monthly USD{flag}"
 
@@ -179,6 +195,26 @@ def _view(row: Budget) -> dict[str, Any]:
 
 def _audit(actor: str, action: str, target: str, before: Any, after: Any) -> SettingsAudit:
     return SettingsAudit(actor=actor, action=action, target=target, before=before, after=after)
+
+
+def token_rules(engine: Engine) -> list[BudgetRule]:
+    """Every live API token's monthly budget as a `block` rule of scope "token"."""
+    query = (
+        select(ApiToken.name, ApiToken.monthly_usd)
+        .where(ApiToken.monthly_usd.is_not(None), ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.name)
+    )
+    with engine.connect() as conn:
+        return [
+            BudgetRule(TOKEN_SCOPE, name, float(limit), "block")
+            for name, limit in conn.execute(query)
+        ]
+
+
+def rules_in_force(engine: Engine) -> list[BudgetRule]:
+    """The `budgets` table's rules and the API tokens' budgets: what the admitter and the
+    alerts enforce (two statements)."""
+    return BudgetStore(engine).list_rules() + token_rules(engine)
 
 
 def month_to_date_spend(

@@ -5,7 +5,8 @@
 spend plus open reservations plus this call's worst case would pass a `block` budget; afterwards
 `Reservation.settle(cost)` replaces the reservation with the real cost, or `release()` drops it
 for a failed attempt. `alert` budgets are tracked the same way and never refuse.
-The rules themselves (scopes, validation, the `budgets` table, months) are in `budget_rules.py`.
+The rules themselves (scopes, validation, the `budgets` table, months) are in `budget_rules.py`;
+API tokens' monthly budgets are rules too (scope "token", from `api_tokens`, see tokens.py).
 
 Where the figures live:
 - month-to-date spend recorded in the database: `llm_usage_hourly`, read at most every
@@ -39,12 +40,12 @@ from sqlalchemy import Engine
 from ..errors import BudgetExceeded, ConfigError
 from .budget_rules import (
     BudgetRule,
-    BudgetStore,
     CallInfo,
     budget_timezone,
     month_start,
     month_to_date_spend,
     next_month_start,
+    rules_in_force,
     usd,
 )
 
@@ -134,6 +135,7 @@ class _Snapshot:
     next_month: datetime
     loaded_at: float
     near_limit: bool = False  # some block budget's recorded spend is past NEAR_LIMIT_FRACTION
+    read_at: datetime | None = None  # wall clock of the read (see `include`)
 
 
 _RESERVE = """
@@ -286,6 +288,17 @@ class Budgets:
                 self._fall_back(exc)
         with self._lock:
             return {k: v + self._settled.get(k, 0.0) for k, v in figures.items()}
+
+    def include(self, key: str, created_at: datetime) -> None:
+        """Make sure a rule created at `created_at` (a new API token's budget) is in force now,
+        not only after the next periodic read: if `key` is not among the rules and they were
+        read before it was created, read them again. Once per new rule and process; a rule
+        still absent after that read is gone (a revoked token) and costs nothing more."""
+        snapshot = self._current()
+        if any(r.key == key for r in snapshot.rules):
+            return
+        if snapshot.read_at is None or snapshot.read_at <= created_at:
+            self._load()
 
     def refresh(self) -> None:
         """Read the rules and the database figure now (e.g. right after changing a budget)."""
@@ -460,7 +473,7 @@ class Budgets:
         start, end = month_start(now, self._tz), next_month_start(now, self._tz)
         read_at = self._clock()
         try:
-            rules = tuple(BudgetStore(self.engine).list_rules())
+            rules = tuple(rules_in_force(self.engine))
             spent = month_to_date_spend(self.engine, rules, start) if rules else {}
         except Exception as exc:  # the database is down: the last good figure keeps serving
             log.warning(
@@ -474,7 +487,7 @@ class Budgets:
             r.action == "block" and spent.get(r.key, 0.0) >= NEAR_LIMIT_FRACTION * r.monthly_usd
             for r in rules
         )
-        snapshot = _Snapshot(rules, spent, start, end, self._clock(), near)
+        snapshot = _Snapshot(rules, spent, start, end, self._clock(), near, now)
         with self._lock:
             if old is not None and old.month_start != start:
                 self._settled.clear()

@@ -88,7 +88,7 @@ def admitter() -> Budgets:
 
 
 def _filters(rule: BudgetRule) -> Filters | None:
-    return None if rule.scope == "global" else Filters(**{rule.scope: rule.value})
+    return None if rule.match is None else Filters(**{rule.match[0]: rule.match[1]})
 
 
 def lines(engine: Engine, budgets: Budgets, now: datetime, zone: ZoneInfo) -> list[BudgetLine]:

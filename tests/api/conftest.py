@@ -29,7 +29,7 @@ from gatehouse_core.crypto import SecretBox
 from gatehouse_core.db import make_engine
 from gatehouse_core.ratelimit import RateLimiter
 from gatehouse_core.schema import LLMRequest, utcnow
-from gatehouse_core.tokens import TokenLimits, TokenStore
+from gatehouse_core.tokens import TokenStore
 from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter
 
 ROLES = ("admin", "operator", "viewer")
@@ -62,9 +62,9 @@ class Api:
         self.secrets[name] = secret
         return secret
 
-    def app_limits(self) -> TokenLimits:
-        """The running app's per-token limits (its open budget reservations)."""
-        return self.app.state.gatehouse.limits
+    def open_reservations(self, token: str) -> float:
+        """USD the running app's budgets hold for calls in flight made with `token`."""
+        return self.gateway.budgets.open_reservations().get(f"token:{token}", 0.0)
 
     def audit_rows(self) -> list[LLMRequest]:
         assert self.gateway.audit.flush(10)

@@ -62,8 +62,10 @@ def test_a_spent_monthly_budget_answers_402(api: Api) -> None:
     refused = _complete(api, "thrifty")  # $0.20 spent + $0.50 would not
     assert refused.status_code == 402
     assert refused.json()["error"]["code"] == "budget_exceeded"
-    assert "monthly budget" in refused.json()["error"]["message"]
+    assert "monthly budget of the API token 'thrifty'" in refused.json()["error"]["message"]
     assert len(api.fake.chat_requests) == 1
+    rejected = [r for r in api.audit_rows() if r.status == "rejected"]
+    assert [(r.actor, r.error_type) for r in rejected] == [("token:thrifty", "budget")]
 
 
 def test_two_concurrent_calls_near_the_budget_cannot_both_pass(api: Api) -> None:
@@ -78,10 +80,10 @@ def test_two_concurrent_calls_near_the_budget_cannot_both_pass(api: Api) -> None
     finally:
         thread.join(30)
     assert (first, second.status_code) == ([200], 402)
-    assert "held by calls in flight" in second.json()["error"]["message"]
+    assert "reserved by calls in flight" in second.json()["error"]["message"]
     assert api.fake.chat_count == 1  # the refused call never reached the upstream
     assert _complete(api, "pair").status_code == 200  # settled to its real, tiny cost
-    assert api.app_limits().open_reservations("pair") == 0
+    assert api.open_reservations("pair") == 0
 
 
 def test_a_failed_call_releases_its_budget_reservation(api: Api) -> None:
@@ -91,7 +93,7 @@ def test_a_failed_call_releases_its_budget_reservation(api: Api) -> None:
     with api.client("unlucky") as client:
         streamed = client.post("/api/v1/chat/completions", json={"messages": HELLO, "stream": True})
     assert streamed.status_code == 502
-    assert api.app_limits().open_reservations("unlucky") == 0
+    assert api.open_reservations("unlucky") == 0
 
 
 def test_a_refused_call_does_not_use_up_the_rate(api: Api) -> None:

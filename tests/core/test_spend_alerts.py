@@ -23,6 +23,7 @@ from gatehouse_core.schema import Alert, AlertDelivery, SettingsAudit
 from gatehouse_core.spend.alerts import AlertConfigStore, Alerts, parse_thresholds
 from gatehouse_core.spend.budget_rules import BudgetStore, make_rule, month_start
 from gatehouse_core.spend.webhook import SIGNATURE_HEADER, shown_url, sign
+from gatehouse_core.tokens import TokenStore
 from tests.core.test_spend_budgets import add_rollup
 
 WORKER = Path(__file__).with_name("alert_worker.py")
@@ -167,6 +168,15 @@ def test_budget_thresholds_are_configurable(engine: Engine) -> None:
     [fired] = Alerts(engine).check()
     assert fired.rule == "budget:provider:primary:25" and fired.value == pytest.approx(30.0)
     assert "provider budget 'primary' reached 30%" in fired.text
+
+
+def test_an_api_tokens_budget_alerts_like_any_budget(engine: Engine) -> None:
+    TokenStore(engine).create("ci", "operator", actor="test", monthly_usd=2.0)
+    start = month_start(datetime.now(UTC), ZoneInfo("UTC"))
+    add_rollup(engine, start, 1.7, actor="token:ci")  # 85%
+    add_rollup(engine, start, 9.0, actor="alice")  # not the token's
+    fired = sorted(a.rule for a in Alerts(engine).check())
+    assert fired == ["budget:token:ci:50", "budget:token:ci:80"]
 
 
 def test_provider_cooldown_fires_once_per_window(engine: Engine) -> None:

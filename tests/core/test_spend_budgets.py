@@ -26,8 +26,10 @@ from gatehouse_core.spend.budget_rules import (
     make_rule,
     month_start,
     next_month_start,
+    token_rules,
 )
 from gatehouse_core.spend.budgets import DEFAULT_OUTPUT_TOKENS, UNKNOWN_PRICE_RESERVE_USD, Budgets
+from gatehouse_core.tokens import TokenStore
 from tests.conftest import unavailable
 from tests.core.budget_worker import CALL, PRICED, burst
 from tests.core.test_ratelimit import RedisServer
@@ -243,10 +245,104 @@ def test_refusal_names_the_budget_its_limit_the_spend_and_the_fix(
     assert "gatehouse budgets set --monthly USD --provider primary" in text
 
 
+# ---- API tokens' budgets -----------------------------------------------------------------------
+
+
+def token_call(name: str) -> CallInfo:
+    return CallInfo("primary", "test/priced", 1000, 4000, source="api", actor=f"token:{name}")
+
+
+def test_token_rules_are_the_live_tokens_with_a_monthly_budget(engine: Engine) -> None:
+    store = TokenStore(engine)
+    store.create("ci", "operator", actor="x", monthly_usd=2.5)
+    store.create("bot", "viewer", actor="x", monthly_usd=1)
+    store.create("free", "operator", actor="x")
+    store.create("gone", "operator", actor="x", monthly_usd=9)
+    store.revoke("gone", actor="x")
+    rules = token_rules(engine)
+    assert [(r.key, r.monthly_usd, r.action) for r in rules] == [
+        ("token:bot", 1.0, "block"),
+        ("token:ci", 2.5, "block"),
+    ]
+    assert rules[1].applies_to(CallInfo("p", "m", 0, actor="token:ci"))
+    assert not rules[1].applies_to(CallInfo("p", "m", 0, actor="ci"))
+
+
+def test_a_token_budget_is_a_rule_for_that_tokens_calls_only(engine: Engine) -> None:
+    TokenStore(engine).create("ci", "operator", actor="test", monthly_usd=0.015)
+    budgets = admitter(engine, clock=Clock())
+    assert [r.key for r in budgets.rules()] == ["token:ci"]
+    budgets.reserve(token_call("ci")).settle(0.008)
+    budgets.reserve(token_call("bot")).settle(0.5)  # another token, no budget
+    budgets.reserve(CALL).settle(0.5)  # not a token's call
+    with pytest.raises(BudgetExceeded) as refused:
+        budgets.reserve(token_call("ci"))
+    text = str(refused.value)
+    assert "monthly budget of the API token 'ci'" in text and "$0.0080 spent" in text
+    assert "gatehouse tokens create" in text
+    assert budgets.spent() == {"token:ci": pytest.approx(0.008)}
+
+
+def test_a_token_budget_counts_the_rollup_of_its_actor(engine: Engine) -> None:
+    start = month_start(datetime.now(UTC), ZoneInfo("UTC"))
+    add_rollup(engine, start, 0.009, actor="token:ci")
+    add_rollup(engine, start, 5.0, actor="token:other")
+    add_rollup(engine, start - timedelta(hours=1), 5.0, actor="token:ci")  # last month
+    TokenStore(engine).create("ci", "operator", actor="test", monthly_usd=0.015)
+    budgets = admitter(engine, clock=Clock())
+    assert budgets.spent() == {"token:ci": pytest.approx(0.009)}
+    with pytest.raises(BudgetExceeded):
+        budgets.reserve(token_call("ci"))  # 0.009 + 0.01 > 0.015
+
+
+def test_a_revoked_tokens_budget_is_no_rule(engine: Engine) -> None:
+    tokens = TokenStore(engine)
+    tokens.create("gone", "operator", actor="test", monthly_usd=1.0)
+    tokens.create("free", "operator", actor="test")  # no budget
+    tokens.revoke("gone", actor="test")
+    assert admitter(engine, clock=Clock()).rules() == ()
+
+
+def test_include_puts_a_token_created_after_the_last_read_in_force_at_once(
+    engine: Engine,
+) -> None:
+    clock = Clock()
+    budgets = admitter(engine, clock=clock, refresh_seconds=3600)
+    budgets.reserve(CALL).settle(0.001)  # rules read: none
+    info, _ = TokenStore(engine).create("new", "operator", actor="test", monthly_usd=0.005)
+    budgets.reserve(token_call("new")).release()  # the periodic read has not seen it yet
+    budgets.include("token:new", info.created_at)
+    with pytest.raises(BudgetExceeded, match="API token 'new'"):
+        budgets.reserve(token_call("new"))
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    budgets.include("token:new", info.created_at)  # in force: nothing read
+    budgets.include("token:revoked", info.created_at)  # read after it was made: not again
+    assert statements == []
+
+
+@pytest.mark.redis
+def test_a_token_budget_is_shared_through_redis(
+    sqlite_url: str, redis_url: str, namespace: str
+) -> None:
+    engine = make_engine(sqlite_url)
+    TokenStore(engine).create("ci", "operator", actor="test", monthly_usd=0.015)
+    first = admitter(engine, redis_url, namespace=namespace)
+    second = admitter(engine, redis_url, namespace=namespace)  # another process
+    held = first.reserve(token_call("ci"))
+    with pytest.raises(BudgetExceeded, match="reserved by calls in flight"):
+        second.reserve(token_call("ci"))
+    held.settle(0.002)
+    second.reserve(token_call("ci")).settle(0.002)
+    assert first.spent() == {"token:ci": pytest.approx(0.004)}
+
+
 # ---- the database figure -------------------------------------------------------------------
 
 
-def add_rollup(engine: Engine, when: datetime, cost: float, provider: str = "primary") -> None:
+def add_rollup(
+    engine: Engine, when: datetime, cost: float, provider: str = "primary", actor: str = ""
+) -> None:
     with transaction(engine) as s:
         s.add(
             UsageHourly(
@@ -254,7 +350,7 @@ def add_rollup(engine: Engine, when: datetime, cost: float, provider: str = "pri
                 provider=provider,
                 model="test/priced",
                 source="",
-                actor="",
+                actor=actor,
                 status="success",
                 cost_usd=cost,
             )
@@ -286,11 +382,11 @@ def test_hot_path_runs_no_statement_while_far_from_every_limit(
     for _ in range(200):
         budgets.reserve(CALL).settle(0.001)
     assert statements == []
-    clock.now += 5.0  # the figure is now stale: one read of rules and spend, then quiet again
+    clock.now += 5.0  # stale: one read of the rules, the tokens' budgets and spend, then quiet
     budgets.reserve(CALL).settle(0.001)
-    assert 1 <= len(statements) <= 2
+    assert 1 <= len(statements) <= 3
     budgets.reserve(CALL).settle(0.001)
-    assert len(statements) <= 2
+    assert len(statements) <= 3
 
 
 def test_near_a_limit_the_database_figure_is_read_every_second(
