@@ -355,6 +355,8 @@ class Gateway:
         self.join_drains()
         if self.audit is not None:
             self.audit.close()
+        if self.limiter is not None and hasattr(self.limiter, "close"):
+            self.limiter.close()  # its pending Redis token corrections
         self._clients.close()
 
     # ---- the call --------------------------------------------------------------------------

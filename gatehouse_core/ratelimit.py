@@ -14,6 +14,10 @@ Storage is memory by default, or Redis (`GATEHOUSE_REDIS_URL`) so every process 
 (keys `<namespace>:<provider>/requests/...`). When Redis stops answering, limits fall back to this
 process's memory with one warning, and Redis is tried again every `REDIS_RETRY_SECONDS`.
 Counts live in keys that include the limit's amount, so changing a limit starts a fresh window.
+On Redis a call costs one round trip: the request and token hits go in one pipeline (`limits`'
+own scripts, see `_try_pipelined`), and the token correction after the response is summed with
+others and sent by a background thread (`_Corrections`) — issue 13 measured four round trips per
+call, on the caller's thread, as most of the limiter's cost.
 
 Every window is kept `WINDOW_MARGIN_SECONDS` longer than its nominal minute (61 s for "per
 minute"), through `limits`' own items (`RateLimitItemPerSecond(n, 61)`): the provider counts
@@ -30,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlparse
 
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -38,7 +43,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.storage.base import TimestampedSlidingWindow
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from .errors import ConfigError
@@ -69,6 +74,12 @@ if window_start > tonumber(ARGV[4]) then return 0 end
 redis.call('DECRBY', KEYS[1], refund)
 return refund
 """
+# Redis token corrections (Permit.settle) are applied off the caller's thread, summed per window
+# key, at most this long after the call (see `_Corrections`).
+CORRECTION_INTERVAL_SECONDS = 0.05
+# After a token limit refused a request, both hits go one after the other (not in one pipeline)
+# for this long: a pipelined request entry cannot be taken back when the token hit refuses.
+TOKEN_PRESSURE_SECONDS = 10.0
 # How much longer than its nominal length every window is kept (see the module docstring).
 WINDOW_MARGIN_SECONDS = 1
 # How often memory storage drops expired entries (they are ignored on read in between anyway).
@@ -105,7 +116,12 @@ class Permit:
         if self._item is None or self._limiter is None or self._backend is None:
             return
         change = actual_tokens - self._charged
-        if change:
+        if not change:
+            return
+        if self._backend.kind == "redis":  # off the caller's thread; counted as applied
+            self._limiter._corrections.add(self._backend, self._item, change, self._charged_at)
+            self._charged += change
+        else:
             self._charged += self._limiter._adjust_tokens(
                 self._backend, self._item, change, self._charged_at
             )
@@ -159,6 +175,7 @@ class RateLimiter:
         self._redis_down = False
         self._retry_at = 0.0
         self._redis_shown = _redacted(redis_url) if redis_url else ""
+        self._corrections = _Corrections(self)
         if redis_url:
             self._redis = _Backend("redis", _redis_storage(redis_url, namespace))
             if not self._redis.storage.check():
@@ -173,6 +190,14 @@ class RateLimiter:
     def redis_fallback(self) -> bool:
         """True while Redis is configured but unreachable and limits are per process."""
         return self._redis is not None and self._redis_down
+
+    def flush(self) -> None:
+        """Apply the token corrections not yet sent to Redis (tests; `close`)."""
+        self._corrections.flush()
+
+    def close(self) -> None:
+        """Apply pending corrections and stop their thread (a later settle starts it again)."""
+        self._corrections.stop()
 
     def acquire(
         self, provider: str, limit: RateLimit, tokens: int, timeout: float
@@ -230,6 +255,9 @@ class RateLimiter:
             except StorageError as exc:
                 self._fall_back(str(exc.storage_error))
                 continue  # the same call goes on with memory
+            except RedisError as exc:  # from the pipelined hits, which bypass `limits`' wrapper
+                self._fall_back(str(exc))
+                continue
             if wait == 0.0:
                 return backend, charged_at
             remaining = deadline - self._clock()
@@ -245,14 +273,66 @@ class RateLimiter:
         else (seconds until it could pass, 0.0)."""
         tokens_item, requests_item = plan.tokens, plan.requests
         charge_tokens = tokens_item is not None and tokens > 0
+        if (
+            charge_tokens
+            and requests_item is not None
+            and backend.kind == "redis"
+            and self._clock() >= plan.tokens_pressed_until
+        ):
+            return self._try_pipelined(backend, plan, tokens)
         # Tokens first: their charge can be given back if the request limit then says no,
         # while a moving-window entry cannot be removed.
         if charge_tokens and not backend.tokens.hit(tokens_item, TOKENS, cost=tokens):
+            plan.tokens_pressed_until = self._clock() + TOKEN_PRESSURE_SECONDS
             return _tokens_wait(backend, tokens_item, tokens), 0.0
         charged_at = time.time()
         if requests_item is not None and not backend.requests.hit(requests_item, REQUESTS):
             if charge_tokens:
                 self._adjust_tokens(backend, tokens_item, -tokens, charged_at)
+            return _requests_wait(backend, requests_item), 0.0
+        return 0.0, charged_at
+
+    def _try_pipelined(
+        self, backend: _Backend, plan: _ProviderLimits, tokens: int
+    ) -> tuple[float, float]:
+        """Both hits in one Redis round trip: `limits`' own two scripts, with the keys and
+        arguments its `hit` methods would send, in one pipeline (by SHA, so no SCRIPT EXISTS
+        trip per call; a script Redis lost is sent again). Used while no token limit has refused
+        lately: if the token hit refuses here, the request entry already taken stays (a moving
+        window entry cannot be removed), so each process wastes at most one request slot as
+        token pressure begins, and then takes the sequential path."""
+        tokens_item, requests_item = plan.tokens, plan.requests
+        assert tokens_item is not None and requests_item is not None
+        storage: Any = backend.storage
+        token_key = tokens_item.key_for(TOKENS)
+        token_keys = [
+            storage.prefixed_key(storage._previous_window_key(token_key)),
+            storage.prefixed_key(storage._current_window_key(token_key)),
+        ]
+        token_args = [tokens_item.amount, tokens_item.get_expiry(), tokens]
+        request_keys = [storage.prefixed_key(requests_item.key_for(REQUESTS))]
+        charged_at = time.time()
+        request_args = [charged_at, requests_item.amount, requests_item.get_expiry(), 1]
+        token_script, request_script = (
+            storage.lua_acquire_sliding_window,
+            storage.lua_acquire_moving_window,
+        )
+        pipe = storage.get_connection().pipeline(transaction=False)
+        pipe.evalsha(token_script.sha, 2, *token_keys, *token_args)
+        pipe.evalsha(request_script.sha, 1, *request_keys, *request_args)
+        got_tokens, got_request = pipe.execute(raise_on_error=False)
+        if isinstance(got_tokens, NoScriptError):
+            got_tokens = token_script(token_keys, token_args)
+        if isinstance(got_request, NoScriptError):
+            got_request = request_script(request_keys, request_args)
+        for got in (got_tokens, got_request):
+            if isinstance(got, Exception):
+                raise got
+        if not got_tokens:
+            plan.tokens_pressed_until = self._clock() + TOKEN_PRESSURE_SECONDS
+            return _tokens_wait(backend, tokens_item, tokens), 0.0
+        if not got_request:
+            self._adjust_tokens(backend, tokens_item, -tokens, charged_at)
             return _requests_wait(backend, requests_item), 0.0
         return 0.0, charged_at
 
@@ -337,6 +417,71 @@ class RateLimiter:
         )
 
 
+class _Corrections:
+    """Redis token corrections, applied by one background thread instead of on the caller's.
+
+    `Permit.settle` runs right after every response, on the thread that made the call; on Redis
+    a correction is a round trip (issue 13's profile: most of the limiter's cost per call). Here
+    it is added to a per-window-key sum and sent within CORRECTION_INTERVAL_SECONDS: extra
+    tokens as one INCR, refunds as one refund script call carrying the OLDEST charge time of the
+    batch, so a batch that straddles a window shift refunds nothing (tokens over-counted, never
+    under-counted). Pending corrections are applied by `flush()`/`stop()` (Gateway.close); a
+    process killed in between loses at most one interval's corrections."""
+
+    def __init__(self, limiter: RateLimiter):
+        self._limiter = limiter
+        self._lock = threading.Lock()
+        # (backend kind, window key, expiry) → [backend, item, extra tokens, refund, oldest charge]
+        self._pending: dict[tuple[str, str, int], list[Any]] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def add(self, backend: _Backend, item: RateLimitItem, change: int, charged_at: float) -> None:
+        key = (backend.kind, item.key_for(TOKENS), item.get_expiry())
+        with self._lock:
+            entry = self._pending.get(key)
+            if entry is None:
+                entry = self._pending[key] = [backend, item, 0, 0, charged_at]
+            if change > 0:
+                entry[2] += change
+            else:
+                entry[3] -= change
+                entry[4] = min(entry[4], charged_at)
+            if self._thread is None or not self._thread.is_alive():
+                self._stopping = False
+                self._wake.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name="gatehouse-ratelimit-corrections", daemon=True
+                )
+                self._thread.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        for backend, item, extra, refund, oldest in batch.values():
+            if extra:
+                self._limiter._adjust_tokens(backend, item, extra, oldest)
+            if refund:
+                self._limiter._adjust_tokens(backend, item, -refund, oldest)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(CORRECTION_INTERVAL_SECONDS)
+            try:
+                self.flush()
+            except Exception:  # a failed batch is dropped (over-counting is the safe side)
+                log.warning("applying rate-limit token corrections failed", exc_info=True)
+
+
 class _SweptMemoryStorage(MemoryStorage):
     """`limits`' MemoryStorage without a new thread per call.
 
@@ -374,10 +519,11 @@ class _Backend:
 class _ProviderLimits:
     """The limit items of one provider, built once per `RateLimit` value."""
 
-    __slots__ = ("limit", "requests", "tokens", "slots", "free")
+    __slots__ = ("limit", "requests", "tokens", "slots", "free", "tokens_pressed_until")
 
     def __init__(self, provider: str, limit: RateLimit, window: int, slots: _Slots | None):
         self.limit = limit
+        self.tokens_pressed_until = 0.0  # the limiter's clock; see TOKEN_PRESSURE_SECONDS
         self.requests = _item(limit.requests_per_minute, window, provider)
         self.tokens = _item(limit.tokens_per_minute, window, provider)
         self.slots = None

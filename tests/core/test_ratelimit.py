@@ -306,6 +306,7 @@ def test_limiters_on_one_redis_share_the_token_budget_and_its_corrections(
     permit = limiter.acquire("p", limit, 900, 0)
     assert permit is not None
     permit.settle(600)  # 400 given back
+    limiter.flush()  # corrections go to Redis off the caller's thread; tests wait for them
     assert take(other, limit, 1, tokens=500) == [False]
     assert take(other, limit, 2, tokens=400) == [True, False]
 
@@ -407,29 +408,108 @@ def test_memory_limits_still_drop_expired_entries() -> None:
     assert sum(len(entries) for entries in events.values()) == 1
 
 
-def test_a_redis_token_refund_is_one_round_trip(
-    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from redis.client import Redis
+def count_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads that send to Redis, one entry per round trip (a pipeline is
+    one send of every command packed together)."""
+    from redis.connection import AbstractConnection
 
-    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
-    limit = RateLimit(tokens_per_minute=10**6)
-    sent: list[object] = []
-    real = Redis.execute_command
+    sent: list[str] = []
+    real = AbstractConnection.send_packed_command
 
-    def counting(self: Redis, *args: object, **kwargs: object) -> object:
-        sent.append(args[0])
+    def counting(self: AbstractConnection, *args: object, **kwargs: object) -> object:
+        sent.append(threading.current_thread().name)
         return real(self, *args, **kwargs)
 
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+def test_a_redis_token_refund_is_sent_off_the_callers_thread_in_one_round_trip(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    limit = RateLimit(tokens_per_minute=10**6)
     permit = limiter.acquire("p", limit, 900, 0)
     assert permit is not None
-    monkeypatch.setattr(Redis, "execute_command", counting)
+    sent = count_round_trips(monkeypatch)
     permit.settle(600)
+    assert threading.current_thread().name not in sent  # settle itself sends nothing
+    limiter.flush()
     monkeypatch.undo()
-
     assert len(sent) == 1
     other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
     assert take(other, limit, 1, tokens=10**6 - 600) == [True]  # the 300 really came back
+
+
+def test_corrections_of_many_calls_are_summed_into_one_round_trip(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    limit = RateLimit(tokens_per_minute=10_000)
+    permits = [limiter.acquire("p", limit, 1000, 0) for _ in range(5)]
+    sent = count_round_trips(monkeypatch)
+    for permit in permits:
+        assert permit is not None
+        permit.settle(200)  # 800 back each
+    limiter.close()
+    monkeypatch.undo()
+    assert len(sent) <= 2  # the thread may have sent part of the batch before close
+    other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    assert take(other, limit, 1, tokens=9000) == [True]  # 5 × 200 used, 4,000 refunded
+
+
+def test_closing_applies_pending_extra_tokens(redis_url: str, namespace: str) -> None:
+    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    limit = RateLimit(tokens_per_minute=1000)
+    permit = limiter.acquire("p", limit, 100, 0)
+    assert permit is not None
+    permit.settle(700)  # 600 more than estimated
+    limiter.close()
+    other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    assert take(other, limit, 1, tokens=301) == [False]
+    assert take(other, limit, 1, tokens=300) == [True]
+
+
+def test_both_limits_are_taken_in_one_round_trip_on_redis(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    limit = RateLimit(requests_per_minute=3, tokens_per_minute=1000)
+    assert limiter.acquire("p", limit, 100, 0) is not None  # scripts loaded
+    sent = count_round_trips(monkeypatch)
+    assert limiter.acquire("p", limit, 100, 0) is not None
+    monkeypatch.undo()
+    assert len(sent) == 1
+    # what was taken is what `limits` itself counts: 2 requests, 200 tokens
+    other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    assert take(other, RateLimit(requests_per_minute=3), 2) == [True, False]
+    assert take(other, RateLimit(tokens_per_minute=1000), 1, tokens=801) == [False]
+
+
+def test_under_token_pressure_the_hits_go_one_after_the_other(
+    redis_url: str, namespace: str
+) -> None:
+    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    limit = RateLimit(requests_per_minute=10, tokens_per_minute=100)
+    assert limiter.acquire("p", limit, 90, 0) is not None
+    assert limiter.acquire("p", limit, 50, 0) is None  # pipelined: its request entry stays
+    for _ in range(3):
+        assert limiter.acquire("p", limit, 50, 0) is None  # sequential: no entry taken
+    other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    assert take(other, RateLimit(requests_per_minute=10), 9) == [True] * 8 + [False]
+
+
+def test_scripts_redis_forgot_are_sent_again(redis_url: str, namespace: str) -> None:
+    import redis
+
+    limiter = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    limit = RateLimit(requests_per_minute=5, tokens_per_minute=1000)
+    assert limiter.acquire("p", limit, 100, 0) is not None
+    redis.Redis.from_url(redis_url).script_flush()  # e.g. a Redis restarted without its cache
+    assert limiter.acquire("p", limit, 100, 0) is not None
+    assert limiter.storage_kind == "redis"
+    other = RateLimiter(redis_url, namespace=namespace, window_seconds=HOUR)
+    assert take(other, RateLimit(requests_per_minute=5), 4) == [True, True, True, False]
 
 
 # --- the window's safety margin (issue 13) -----------------------------------------------------
