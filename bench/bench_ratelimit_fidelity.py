@@ -203,6 +203,9 @@ def run_case(
         got = sum(n for _, n in in_last) if tokens else len(in_last)
         last_full = got / limit
     worst = max_in_window(window, WINDOW, tokens)
+    per_second = [0] * (int(args.seconds) + 6)
+    for at, n in window:
+        per_second[min(int(at - start), len(per_second) - 1)] += n if tokens else 1
     return {
         "limit_kind": kind,
         "limit": limit,
@@ -216,6 +219,7 @@ def run_case(
         "never_over": worst <= limit,
         "admitted_fraction_last_full_minute": last_full,
         "admitted_ok": None if last_full is None else last_full >= 0.97,
+        "per_second": per_second,  # arrivals (or tokens) in each second of the run
         "workers": workers,
     }
 

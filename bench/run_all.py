@@ -351,23 +351,67 @@ def dashboard_table(result: dict[str, Any] | None, busy: bool) -> str:
     return _render(header, rows)
 
 
-def table(out_dir: Path, busy: bool) -> str:
-    """The README's tables: every figure, each row with its machine, versions and date."""
-    parts = [
+SECTIONS = [  # (header, JSON name, table maker)
+    (
         "**Overhead per call** versus the raw openai SDK of the same venv (bench_overhead.py)\n",
-        overhead_table(load(out_dir, "overhead"), busy),
+        "overhead",
+        overhead_table,
+    ),
+    (
         "**Rate-limit fidelity** at the upstream (bench_ratelimit_fidelity.py)\n",
-        fidelity_table(load(out_dir, "ratelimit_fidelity"), busy),
-        "**Audit ingest** (bench_audit.py)\n",
-        audit_table(load(out_dir, "audit"), busy),
+        "ratelimit_fidelity",
+        fidelity_table,
+    ),
+    ("**Audit ingest** (bench_audit.py)\n", "audit", audit_table),
+    (
         "**HTTP API proxies** versus the raw openai SDK at the same upstream (bench_api.py)\n",
-        api_table(load(out_dir, "api"), busy),
+        "api",
+        api_table,
+    ),
+    (
         "**Dashboards on PostgreSQL** (bench_dashboards.py; pages timed in chromium until loaded)\n",
-        dashboard_table(load(out_dir, "dashboard"), busy),
-    ]
+        "dashboard",
+        dashboard_table,
+    ),
+]
+FOOTNOTE = f"\\* measured on a busy machine: {NOT_YET}.\n"
+
+
+def _was_busy(result: dict[str, Any] | None, busy: bool) -> bool:
+    """Busy if this run is, or if the machine was loaded when that result was measured."""
+    m = (result or {}).get("machine") or {}
+    load = m.get("loadavg_1m_at_start")
+    return busy or (load is not None and load / (m.get("cores") or 1) > BUSY_LOAD_PER_CORE)
+
+
+def _kept_section(old: str, header: str) -> str | None:
+    """The README's current text for `header`'s table (up to the next header), if any."""
+    if header not in old:
+        return None
+    rest = old.split(header, 1)[1]
+    cut = min([k for k in (rest.find("\n**"), rest.find(FOOTNOTE)) if k >= 0] or [len(rest)])
+    return rest[:cut].strip("\n") + "\n"
+
+
+def table(out_dir: Path, busy: bool, old: str = "") -> str:
+    """The README's tables: every figure, each row with its machine, versions and date. A
+    bench with no JSON here (another machine measured it) keeps its table from `old`, the
+    README's current text, instead of turning into "not yet measured"."""
+    parts = []
+    for header, name, make in SECTIONS:
+        result = load(out_dir, name)
+        kept = _kept_section(old, header) if result is None else None
+        parts += [header, kept if kept is not None else make(result, _was_busy(result, busy))]
     if " * |" in "".join(parts):
-        parts.append(f"\\* measured on a busy machine: {NOT_YET}.\n")
+        parts.append(FOOTNOTE)
     return "\n".join(parts)
+
+
+def current_table() -> str:
+    readme = README.read_text()
+    if START not in readme or END not in readme:
+        return ""
+    return readme.split(START, 1)[1].split(END, 1)[0]
 
 
 def rewrite_readme(text: str) -> bool:
@@ -389,8 +433,17 @@ def main() -> None:
         "--readme", action="store_true", help="rewrite the README table after --quick too"
     )
     parser.add_argument("--no-readme", action="store_true", help="never touch README.md")
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="rewrite the README table from the JSON; run nothing",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = parser.parse_args()
+    if args.table_only:
+        rewrite_readme(table(args.out, False, current_table()))
+        print("README.md benchmark table rewritten from", args.out)
+        return
 
     info = machine()
     busy = (info["loadavg_1m_at_start"] / (info["cores"] or 1)) > BUSY_LOAD_PER_CORE
@@ -418,7 +471,7 @@ def main() -> None:
         args.out,
     )
     wanted = not args.no_readme and (not args.quick or args.readme)
-    if wanted and rewrite_readme(table(args.out, busy or args.quick)):
+    if wanted and rewrite_readme(table(args.out, busy or args.quick, current_table())):
         print("README.md benchmark table rewritten")
     failed = [name for name, r in summary.items() if r["status"] == "failed"]
     for name, r in summary.items():
