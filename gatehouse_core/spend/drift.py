@@ -13,7 +13,7 @@ from ..db import unreachable
 from ..schema import Reconciliation
 from .periods import Period
 
-__all__ = ["DayDrift", "drift_by_day", "reconciled_through"]
+__all__ = ["DayDrift", "drift_by_day", "drift_pct", "drift_usd", "reconciled_through"]
 
 T = Reconciliation.__table__
 
@@ -31,13 +31,23 @@ class DayDrift:
 
     @property
     def drift_usd(self) -> float:
-        return round(self.openrouter_usd - self.ours_usd, 10)
+        return drift_usd(self.ours_usd, self.openrouter_usd)
 
     @property
     def drift_pct(self) -> float | None:
-        if not self.openrouter_usd:
-            return None
-        return self.drift_usd / self.openrouter_usd * 100
+        return drift_pct(self.ours_usd, self.openrouter_usd)
+
+
+def drift_usd(ours_usd: float, openrouter_usd: float) -> float:
+    """OpenRouter's figure − ours, to the 10 decimals money is kept in."""
+    return round(openrouter_usd - ours_usd, 10)
+
+
+def drift_pct(ours_usd: float, openrouter_usd: float) -> float | None:
+    """The drift relative to OpenRouter's figure, in % to 4 places; None when it billed nothing."""
+    if not openrouter_usd:
+        return None
+    return round(drift_usd(ours_usd, openrouter_usd) / openrouter_usd * 100, 4)
 
 
 def drift_by_day(engine: Engine, period: Period) -> list[DayDrift]:

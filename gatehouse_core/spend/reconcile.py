@@ -43,6 +43,7 @@ from ..hosts import host_error
 from ..registry import Registry
 from ..schema import LLMRequest, Reconciliation, UsageHourly, utcnow
 from ..telemetry import scrub
+from . import drift
 from .claims import claim
 from .periods import day_start, local_day
 from .rollups import apply_changes
@@ -98,14 +99,11 @@ class DriftRow:
 
     @property
     def drift_usd(self) -> float:
-        return round(self.openrouter_usd - self.ours_usd, 10)
+        return drift.drift_usd(self.ours_usd, self.openrouter_usd)
 
     @property
     def drift_pct(self) -> float | None:
-        """Drift relative to OpenRouter's figure; None when OpenRouter billed nothing."""
-        if not self.openrouter_usd:
-            return None
-        return round(self.drift_usd / self.openrouter_usd * 100, 4)
+        return drift.drift_pct(self.ours_usd, self.openrouter_usd)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -374,3 +374,14 @@ def test_a_refused_provider_does_not_stop_the_others(
     assert {(r.provider, r.ok) for r in results} == {("primary", True), ("second", False)}
     [failed] = [r for r in results if not r.ok]
     assert "refused the management key of second (401" in failed.error
+
+
+def test_the_costs_page_and_the_cli_compute_drift_the_same_way() -> None:
+    from datetime import date as day_type
+
+    from gatehouse_core.spend.drift import DayDrift
+    from gatehouse_core.spend.reconcile import DriftRow
+
+    row = DriftRow(day_type(2026, 5, 1), "p", "m", 0.1, 0.3, 1, 1)
+    day = DayDrift(day_type(2026, 5, 1), "p", 0.1, 0.3, 0, datetime.now(UTC))
+    assert (row.drift_usd, row.drift_pct) == (day.drift_usd, day.drift_pct) == (0.2, 66.6667)
