@@ -166,6 +166,10 @@ def run_case(
             namespace,
             f"--{kind}",
             str(limit),
+            # only the limit under test: the worker's defaults would set the other one too,
+            # and the token counter would then decide the rpm case (issue 13's first reading)
+            "--tpm" if kind == "rpm" else "--rpm",
+            "0",
         ]
         if shared:
             cmd += ["--redis-url", args.redis]

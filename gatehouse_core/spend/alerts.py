@@ -433,6 +433,16 @@ class Alerts:
                 raise NotFound(f"there is no alert {alert_id}; `gatehouse alerts list` shows them")
             if row.acknowledged_at is None:
                 row.acknowledged_at, row.acknowledged_by = self._now(), actor
+                # in the change history with the settings: who silenced which alert, and when
+                s.add(
+                    SettingsAudit(
+                        actor=actor,
+                        action="alert.acknowledge",
+                        target=row.rule,
+                        before={"id": row.id, "acknowledged": False},
+                        after={"id": row.id, "acknowledged": True},
+                    )
+                )
             return FiredAlert.from_row(row)
 
     def unacknowledged(self, limit: int = 20) -> list[FiredAlert]:

@@ -254,6 +254,14 @@ def test_acknowledge_hides_an_alert_from_the_banner_list(engine: Engine) -> None
     assert seen.acknowledged_at is not None and alerts.unacknowledged() == []
     with pytest.raises(NotFound, match="no alert 999"):
         alerts.acknowledge(999, actor="alice")
+    alerts.acknowledge(fired.id, actor="bob")  # already seen: no second entry
+    with engine.connect() as conn:
+        audit = conn.execute(
+            select(SettingsAudit.actor, SettingsAudit.action, SettingsAudit.target).where(
+                SettingsAudit.action == "alert.acknowledge"
+            )
+        ).all()
+    assert audit == [("alice", "alert.acknowledge", fired.rule)]
 
 
 def test_signature_is_hmac_sha256_of_the_body() -> None:
