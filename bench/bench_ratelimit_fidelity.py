@@ -91,7 +91,9 @@ def worker(args: argparse.Namespace) -> None:
     def loop() -> None:
         while time.time() < args.until:
             try:
-                gateway.chat(MESSAGES, model=MODEL, source="fidelity")
+                # max_tokens bounds the call's usage, so the limiter's estimate is an upper bound
+                # (without it the output is unknown at admission; see the README)
+                gateway.chat(MESSAGES, model=MODEL, source="fidelity", max_tokens=COMPLETION_TOKENS)
                 key = "ok"
             except GatewayError as exc:
                 key = (

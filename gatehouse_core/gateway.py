@@ -68,6 +68,9 @@ from .telemetry import scrub, truncate
 __all__ = ["ChatStream", "Gateway", "ProviderHealth", "default_client_factory"]
 
 log = logging.getLogger("gatehouse.gateway")
+# The chat format's tokens around the messages (OpenAI's count), for the rate-limit estimate.
+TOKENS_PER_MESSAGE = 3
+REPLY_PRIMING_TOKENS = 3
 
 # How long Gateway.close() waits for abandoned streams still being drained for their usage.
 DRAIN_JOIN_SECONDS = 5.0
@@ -141,7 +144,12 @@ class _Call:
         return sum(len(str(m.get("content") or "")) for m in self.messages) // 4
 
     def estimated_tokens(self) -> int:
-        return self.prompt_tokens_estimate() + (self.max_tokens or 0)
+        """What the rate limiter charges before the call: the prompt estimate plus the chat
+        format's own tokens (OpenAI's count: 3 per message and 3 priming the reply; without
+        them a short prompt is under-counted by half) plus max_tokens. It bounds the call's
+        real usage only when max_tokens is set; otherwise the output is unknown until after."""
+        overhead = TOKENS_PER_MESSAGE * len(self.messages) + REPLY_PRIMING_TOKENS
+        return self.prompt_tokens_estimate() + overhead + (self.max_tokens or 0)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -15,8 +15,8 @@ Storage is memory by default, or Redis (`GATEHOUSE_REDIS_URL`) so every process 
 process's memory with one warning, and Redis is tried again every `REDIS_RETRY_SECONDS`.
 Counts live in keys that include the limit's amount, so changing a limit starts a fresh window.
 On Redis a call costs one round trip: the request and token hits go in one pipeline (`limits`'
-own scripts, see `_try_pipelined`), and the token correction after the response is summed with
-others and sent by a background thread (`_Corrections`) — issue 13 measured four round trips per
+own scripts, see `_try_pipelined`), and a token refund after the response is summed with others
+and sent by a background thread (`_Corrections`; extra tokens are counted at once) — issue 13 measured four round trips per
 call, on the caller's thread, as most of the limiter's cost.
 
 Every window is kept `WINDOW_MARGIN_SECONDS` longer than its nominal minute (61 s for "per
@@ -118,7 +118,10 @@ class Permit:
         change = actual_tokens - self._charged
         if not change:
             return
-        if self._backend.kind == "redis":  # off the caller's thread; counted as applied
+        if self._backend.kind == "redis" and change < 0:
+            # A refund can wait (meanwhile the window counts too much, never too little): off
+            # the caller's thread, counted as applied. Extra tokens are counted at once, or
+            # the calls admitted in between would pass the limit at the provider.
             self._limiter._corrections.add(self._backend, self._item, change, self._charged_at)
             self._charged += change
         else:
@@ -204,7 +207,7 @@ class RateLimiter:
     ) -> Permit | None:
         """Wait in line (at most `timeout` seconds; 0 = try once) until requests/minute,
         tokens/minute and concurrency all allow the request; None if no slot opened in time.
-        `tokens` is the caller's estimate (prompt characters / 4 + max_tokens)."""
+        `tokens` is the caller's estimate (see `_Call.estimated_tokens` in gateway.py)."""
         plan = self._providers.get(provider)
         if plan is None or (plan.limit is not limit and plan.limit != limit):
             plan = self._rebuild(provider, limit)
@@ -418,14 +421,15 @@ class RateLimiter:
 
 
 class _Corrections:
-    """Redis token corrections, applied by one background thread instead of on the caller's.
+    """Redis token refunds, applied by one background thread instead of on the caller's.
 
     `Permit.settle` runs right after every response, on the thread that made the call; on Redis
-    a correction is a round trip (issue 13's profile: most of the limiter's cost per call). Here
-    it is added to a per-window-key sum and sent within CORRECTION_INTERVAL_SECONDS: extra
-    tokens as one INCR, refunds as one refund script call carrying the OLDEST charge time of the
+    a correction is a round trip (issue 13's profile: most of the limiter's cost per call). A
+    refund (the estimate was too high) is added to a per-window-key sum and sent within
+    CORRECTION_INTERVAL_SECONDS as one refund script call carrying the OLDEST charge time of the
     batch, so a batch that straddles a window shift refunds nothing (tokens over-counted, never
-    under-counted). Pending corrections are applied by `flush()`/`stop()` (Gateway.close); a
+    under-counted). Extra tokens are not deferred (see `Permit.settle`); `add` still sums them
+    for callers that pass them. Pending corrections are applied by `flush()`/`stop()` (Gateway.close); a
     process killed in between loses at most one interval's corrections."""
 
     def __init__(self, limiter: RateLimiter):

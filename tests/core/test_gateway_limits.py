@@ -135,7 +135,7 @@ def test_estimate_over_the_token_limit_falls_back_at_once(
         provider_spec("a", tokens_per_minute=100), "b", limiter=RateLimiter(), queue_timeout=5
     )
 
-    # prompt characters / 4 + max_tokens = 8 + 200: more than the whole minute allows.
+    # prompt characters / 4 + chat format + max_tokens = 8 + 6 + 200: more than the minute allows.
     result = gateway.chat(MESSAGES, max_tokens=200)
 
     assert result.provider == "b"
@@ -257,7 +257,7 @@ def test_failed_attempts_do_not_use_up_the_token_budget(
 def test_answers_without_usage_keep_their_token_estimate(
     gateway_factory: Factory, fake_openrouter: FakeOpenRouter
 ) -> None:
-    # Each call is estimated at len(content) // 4 + max_tokens = 8 + 100 tokens: 2 fit in 250.
+    # Each call is estimated at len(content) // 4 + 6 (chat format) + 100 = 114: 2 fit in 250.
     gateway = gateway_factory(
         provider_spec("a", tokens_per_minute=250), limiter=RateLimiter(), queue_timeout=0
     )
@@ -390,3 +390,12 @@ def test_a_reservation_is_released_when_no_rate_limit_slot_opens(
 
     assert events == ["budget reserved", "slot refused", "budget released"]
     assert len(fake_openrouter.chat_requests) == 1
+
+
+def test_the_rate_limit_estimate_counts_the_chat_format_and_max_tokens() -> None:
+    from gatehouse_core.gateway import _Call
+
+    call = _Call.__new__(_Call)  # only the fields the estimate reads
+    call.messages = [{"role": "system", "content": "x" * 40}, {"role": "user", "content": "hi"}]
+    call.max_tokens = 50
+    assert call.estimated_tokens() == (40 + 2) // 4 + 3 * 2 + 3 + 50
