@@ -108,6 +108,9 @@ class _Call:
     source: str
     actor: str | None
     kwargs: dict[str, Any]
+    # A provider whose model fails this is not tried (an API token's model patterns: a
+    # fallback answers with its own default model, which the token may not be allowed).
+    allowed_models: Callable[[str], bool] | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     attempts: list[Attempt] = field(default_factory=list)
     started: float = 0.0  # the gateway's clock, for latency and TTFT
@@ -280,6 +283,7 @@ class Gateway:
         trace_id: str | None = None,
         source: str | None = None,
         actor: str | None = None,
+        allowed_models: Callable[[str], bool] | None = None,
         **openai_kwargs: Any,
     ) -> ChatResult:
         """Send a chat completion with fallback and retries; raises a GatewayError on failure."""
@@ -293,6 +297,7 @@ class Gateway:
             trace_id=trace_id,
             source=source,
             actor=actor,
+            allowed_models=allowed_models,
             kwargs=openai_kwargs,
         )
         gen = self._run(call, stream=False)
@@ -314,6 +319,7 @@ class Gateway:
         trace_id: str | None = None,
         source: str | None = None,
         actor: str | None = None,
+        allowed_models: Callable[[str], bool] | None = None,
         **openai_kwargs: Any,
     ) -> ChatStream:
         """Stream text deltas; fallback and retries happen until the first token arrives."""
@@ -327,6 +333,7 @@ class Gateway:
             trace_id=trace_id,
             source=source,
             actor=actor,
+            allowed_models=allowed_models,
             kwargs=openai_kwargs,
         )
         return ChatStream(self._run(call, stream=True), call.request_id)
@@ -400,6 +407,8 @@ class Gateway:
                 limited_everywhere = False
                 break
             model = call.model if index == 0 and call.model else provider.config.default_model
+            if call.allowed_models is not None and not call.allowed_models(model):
+                continue  # nothing was sent: no attempt, no row
             result, limited, error = yield from self._try_provider(call, provider, model, stream)
             if result is not None:
                 return result

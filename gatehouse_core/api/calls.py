@@ -33,7 +33,12 @@ def admit(state: ApiState, token: TokenInfo, model: str | None, provider: str | 
 def guarded_chat(state: ApiState, token: TokenInfo, messages: Any, **options: Any) -> Any:
     """admit, then `Gateway.chat`."""
     admit(state, token, options.get("model"), options.get("provider"))
-    return state.gateway.chat(messages, **options)
+    return state.gateway.chat(messages, **options, allowed_models=allowed_models(token))
+
+
+def allowed_models(token: TokenInfo) -> Any:
+    """The token's model patterns for the gateway's fallback (None: any model)."""
+    return token.allows_model if token.models else None
 
 
 def audit_fields(

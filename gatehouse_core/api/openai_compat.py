@@ -39,6 +39,7 @@ from ..tokens import TokenInfo
 from .calls import (
     SELECT_PROVIDER_HEADER,
     admit,
+    allowed_models,
     answer_headers,
     audit_fields,
     guarded_chat,
@@ -207,7 +208,7 @@ async def _stream(
 
     def open_stream() -> ChatStream:
         admit(state, token, body.model, provider)
-        return state.gateway.stream(body.messages, **options)
+        return state.gateway.stream(body.messages, **options, allowed_models=allowed_models(token))
 
     stream = await state.run(open_stream)
 

@@ -100,3 +100,14 @@ def test_a_refused_call_does_not_use_up_the_rate(api: Api) -> None:
     api.token("both", rpm=1, models="test/backup")
     assert _complete(api, "both", "test/primary").status_code == 403
     assert _complete(api, "both", "test/backup").status_code == 200
+
+
+def test_fallback_never_uses_a_model_outside_the_tokens_patterns(api: Api) -> None:
+    api.token("primary-only", models="test/primary")
+    api.token("either", models="test/*")
+    api.fake.always(Error(503), model="test/primary")
+    refused = _complete(api, "primary-only")
+    assert refused.status_code == 502  # the backup's test/backup was not tried
+    assert {r.body["model"] for r in api.fake.chat_requests} == {"test/primary"}
+    answered = _complete(api, "either")
+    assert answered.status_code == 200 and answered.json()["model"] == "test/backup"
