@@ -897,11 +897,13 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send_json(200, outcome.payload())
             case Reply():
                 gen = _generate(outcome, request, model, outcome.text)
+                # on the ledger before the answer leaves: a client that reads the ledger right
+                # after its call returns must find it (it raced the server thread in CI)
+                fake._remember(gen, request)
                 if streamed:
                     self._stream(gen, outcome)
                 else:
                     self._reply_json(gen, outcome)
-                fake._remember(gen, request)
             case MidStreamError() | StreamCut():
                 reply = outcome.reply or fake.default_reply
                 self._perform_fault(outcome, reply, request, model, streamed)
