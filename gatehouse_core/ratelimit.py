@@ -16,8 +16,8 @@ process's memory with one warning, and Redis is tried again every `REDIS_RETRY_S
 Counts live in keys that include the limit's amount, so changing a limit starts a fresh window.
 On Redis a call costs one round trip: the request and token hits go in one pipeline (`limits`'
 own scripts, see `_try_pipelined`), and a token refund after the response is summed with others
-and sent by a background thread (`_Corrections`; extra tokens are counted at once) — issue 13 measured four round trips per
-call, on the caller's thread, as most of the limiter's cost.
+and sent by a background thread (`_Corrections`; extra tokens are counted at once) — issue 13
+measured four round trips per call, on the caller's thread, as most of the limiter's cost.
 
 Every window is kept `WINDOW_MARGIN_SECONDS` longer than its nominal minute (61 s for "per
 minute"), through `limits`' own items (`RateLimitItemPerSecond(n, 61)`): the provider counts
@@ -122,7 +122,7 @@ class Permit:
             # A refund can wait (meanwhile the window counts too much, never too little): off
             # the caller's thread, counted as applied. Extra tokens are counted at once, or
             # the calls admitted in between would pass the limit at the provider.
-            self._limiter._corrections.add(self._backend, self._item, change, self._charged_at)
+            self._limiter._corrections.add(self._backend, self._item, -change, self._charged_at)
             self._charged += change
         else:
             self._charged += self._limiter._adjust_tokens(
@@ -428,30 +428,27 @@ class _Corrections:
     refund (the estimate was too high) is added to a per-window-key sum and sent within
     CORRECTION_INTERVAL_SECONDS as one refund script call carrying the OLDEST charge time of the
     batch, so a batch that straddles a window shift refunds nothing (tokens over-counted, never
-    under-counted). Extra tokens are not deferred (see `Permit.settle`); `add` still sums them
-    for callers that pass them. Pending corrections are applied by `flush()`/`stop()` (Gateway.close); a
-    process killed in between loses at most one interval's corrections."""
+    under-counted). Extra tokens are never deferred (see `Permit.settle`). Pending refunds are
+    applied by `flush()`/`stop()` (Gateway.close); a process killed in between loses at most one
+    interval's refunds (over-counted tokens)."""
 
     def __init__(self, limiter: RateLimiter):
         self._limiter = limiter
         self._lock = threading.Lock()
-        # (backend kind, window key, expiry) → [backend, item, extra tokens, refund, oldest charge]
+        # (backend kind, window key, expiry) → [backend, item, tokens to refund, oldest charge]
         self._pending: dict[tuple[str, str, int], list[Any]] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def add(self, backend: _Backend, item: RateLimitItem, change: int, charged_at: float) -> None:
+    def add(self, backend: _Backend, item: RateLimitItem, refund: int, charged_at: float) -> None:
         key = (backend.kind, item.key_for(TOKENS), item.get_expiry())
         with self._lock:
             entry = self._pending.get(key)
             if entry is None:
-                entry = self._pending[key] = [backend, item, 0, 0, charged_at]
-            if change > 0:
-                entry[2] += change
-            else:
-                entry[3] -= change
-                entry[4] = min(entry[4], charged_at)
+                entry = self._pending[key] = [backend, item, 0, charged_at]
+            entry[2] += refund
+            entry[3] = min(entry[3], charged_at)
             if self._thread is None or not self._thread.is_alive():
                 self._stopping = False
                 self._wake.clear()
@@ -463,11 +460,8 @@ class _Corrections:
     def flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, {}
-        for backend, item, extra, refund, oldest in batch.values():
-            if extra:
-                self._limiter._adjust_tokens(backend, item, extra, oldest)
-            if refund:
-                self._limiter._adjust_tokens(backend, item, -refund, oldest)
+        for backend, item, refund, oldest in batch.values():
+            self._limiter._adjust_tokens(backend, item, -refund, oldest)
 
     def stop(self) -> None:
         self._stopping = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -36,7 +37,7 @@ def guarded_chat(state: ApiState, token: TokenInfo, messages: Any, **options: An
     return state.gateway.chat(messages, **options, allowed_models=allowed_models(token))
 
 
-def allowed_models(token: TokenInfo) -> Any:
+def allowed_models(token: TokenInfo) -> Callable[[str], bool] | None:
     """The token's model patterns for the gateway's fallback (None: any model)."""
     return token.allows_model if token.models else None
 
