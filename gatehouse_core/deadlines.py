@@ -51,7 +51,10 @@ class Watchdog:
                     target=self._run, name="gatehouse-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            # Wake the thread only when its wait must get shorter: waking it on every call
+            # made it compete for the GIL with the call itself.
+            if self._heap[0][2] is alarm:
+                self._cond.notify()
         return alarm
 
     def _run(self) -> None:

@@ -23,6 +23,7 @@ import hashlib
 import math
 import re
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,6 +47,9 @@ NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 MODEL_PATTERN = re.compile(r"^[A-Za-z0-9_.:/~*?\[\]!-]{1,200}$")
 # last_used_at is written at most this often per token and process (not one write per call).
 LAST_USE_RESOLUTION = timedelta(seconds=60)
+# A token verified this recently is trusted without a database read (the HTTP API's hot path);
+# a revoke in this process takes effect at once, one in another process within this.
+VERIFIED_TTL = timedelta(seconds=1)
 
 
 class TokenError(GatehouseError):
@@ -166,6 +170,30 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
         raise ValidationError({"expires": str(exc)}) from None
 
 
+class _Verified:
+    """Tokens verified lately, for the whole process: keyed by (database, token hash), so a
+    revoke through any TokenStore here drops the token for every store at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[TokenInfo, datetime]] = {}
+
+    def get(self, key: tuple[str, str]) -> tuple[TokenInfo, datetime] | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple[str, str], info: TokenInfo, at: datetime) -> None:
+        with self._lock:
+            self._entries[key] = (info, at)
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            for key in [k for k, (info, _) in self._entries.items() if info.name == name]:
+                del self._entries[key]
+
+
+_VERIFIED = _Verified()
+
+
 class TokenStore:
     """Creates, lists, revokes and verifies API tokens; every change is in settings_audit."""
 
@@ -173,6 +201,7 @@ class TokenStore:
         self.engine = engine
         self._clock = clock
         self._last_use_written: dict[str, datetime] = {}
+        self._database = engine.url.render_as_string(hide_password=True)
 
     def create(
         self,
@@ -233,7 +262,30 @@ class TokenStore:
             row.revoked_at = now
             info = _info(row)
             s.add(_audit(actor, "token.revoke", info, before, now))
+        _VERIFIED.drop(info.name)
         return info
+
+    def cached(self, token: str | None) -> TokenInfo | None:
+        """The token's info without touching the database, when this process verified it less
+        than VERIFIED_TTL ago, it is still active and no last-use stamp is due; else None
+        (then call `verify`, which reads the database). Never raises: cheap enough to call on
+        the event loop."""
+        if not token or not token.startswith(TOKEN_PREFIX):
+            return None
+        entry = _VERIFIED.get(self._key(token))
+        if entry is None:
+            return None
+        info, verified_at = entry
+        now = self._clock()
+        if now - verified_at >= VERIFIED_TTL or info.status(now) != "active":
+            return None
+        last = self._last_use_written.get(info.name)
+        if last is None or now - last >= LAST_USE_RESOLUTION:
+            return None
+        return info
+
+    def _key(self, token: str) -> tuple[str, str]:
+        return (self._database, hash_token(token))
 
     def verify(self, token: str | None) -> TokenInfo:
         """The token's info, or TokenError saying why it cannot be used."""
@@ -263,6 +315,7 @@ class TokenStore:
                 )
             if self._due_for_last_use(info.name, now):
                 row.last_used_at = now
+        _VERIFIED.put(self._key(token), info, now)
         return info
 
     def _due_for_last_use(self, name: str, now: datetime) -> bool:

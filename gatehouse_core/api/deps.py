@@ -33,9 +33,9 @@ def require(permission: str) -> Callable[..., Awaitable[TokenInfo]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> TokenInfo:
         state = get_state(request)
-        token = await state.run(
-            state.tokens.verify, credentials.credentials if credentials else None
-        )
+        raw = credentials.credentials if credentials else None
+        # A token verified a moment ago costs no pool hop and no database read.
+        token = state.tokens.cached(raw) or await state.run(state.tokens.verify, raw)
         if not can(token.role, permission):
             raise TokenForbidden(
                 f"The API token {token.name!r} has the role {token.role!r}; this endpoint needs "

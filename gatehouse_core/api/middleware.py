@@ -156,7 +156,8 @@ class TimeoutMiddleware:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, tracking_send), self.seconds)
+            async with asyncio.timeout(self.seconds):  # in this task: no task per request
+                await self.app(scope, receive, tracking_send)
         except TimeoutError:
             body = error_body(
                 f"The request took longer than {self.seconds:g} s (GATEHOUSE_API_TIMEOUT).",

@@ -197,20 +197,16 @@ async def _stream(
     options: dict[str, Any],
     provider: str | None,
 ) -> StreamingResponse:
-    """Bridge the gateway's synchronous stream to SSE: one pool thread reads the upstream's
-    chunks and hands each to the event loop; the answer starts only with the first chunk, so a
+    """Bridge the gateway's synchronous stream to SSE: one pool thread opens the stream (the
+    token's admission too) and reads the upstream's chunks, handing each to the event loop (one
+    hop, not one to open and another to read); the answer starts only with the first chunk, so a
     failure before it (every provider failed, rate limited) is an honest HTTP error, not a 200
     stream, and the headers can name the provider that answered. The usage chunk is held back
     to the end so it can carry the cost and GateHouse's figures."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
-
-    def open_stream() -> ChatStream:
-        admit(state, token, body.model, provider)
-        return state.gateway.stream(body.messages, **options, allowed_models=allowed_models(token))
-
-    stream = await state.run(open_stream)
+    opened: list[ChatStream] = []
 
     def put(item: tuple[str, Any]) -> None:
         try:
@@ -221,6 +217,11 @@ async def _stream(
     def produce() -> None:
         held: dict[str, Any] | None = None
         try:
+            admit(state, token, body.model, provider)
+            stream = state.gateway.stream(
+                body.messages, **options, allowed_models=allowed_models(token)
+            )
+            opened.append(stream)
             for chunk in stream.chunks():
                 if cancelled.is_set():
                     break
@@ -232,7 +233,7 @@ async def _stream(
                 put(("done", final_chunk(held, stream.result)))
                 return
             stream.close()  # the client went away: the gateway audits the attempt "cancelled"
-        except Exception as exc:  # GatewayError before or after the first chunk
+        except Exception as exc:  # refused, or a GatewayError before or after the first chunk
             put(("error", exc))
 
     state.pool.submit(produce)
@@ -243,6 +244,7 @@ async def _stream(
         raise
     if first[0] == "error":
         raise first[1]
+    stream = opened[0]  # appended before the first chunk was put
 
     async def events() -> AsyncIterator[bytes]:
         item = first

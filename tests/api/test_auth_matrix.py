@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gatehouse_core.tokens import TokenStore
 from tests.api.conftest import Api
 
 ALL = {"admin", "operator", "viewer"}
@@ -63,3 +64,12 @@ def test_route_admits_exactly_its_roles(
         elif (answer.status_code, answer.json()["error"]["code"]) != (403, "forbidden_role"):
             wrong.append(f"{role}: {answer.status_code} {answer.text[:120]}")
     assert wrong == []
+
+
+def test_a_token_revoked_while_in_use_is_refused_on_its_next_call(api: Api) -> None:
+    api.token("busy", "operator")
+    with api.client("busy") as client:
+        assert client.get("/api/v1/models").status_code == 200  # verified: now served from memory
+        TokenStore(api.engine).revoke("busy", actor="test")  # another store, as the console's
+        answer = client.get("/api/v1/models")
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "token_revoked")

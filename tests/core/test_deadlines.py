@@ -45,3 +45,29 @@ def test_a_deadline_that_passed_says_which_setting_set_it() -> None:
     assert deadline.passed
     assert deadline.remaining() == 0.0
     assert deadline.message() == "no complete answer within 0.5s (GATEHOUSE_REQUEST_TIMEOUT)"
+
+
+class _CountingCondition(threading.Condition):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        super().notify(n)
+
+
+def test_an_earlier_alarm_wakes_the_thread_a_later_one_does_not() -> None:
+    watchdog = Watchdog()
+    watchdog._cond = _CountingCondition()
+    rang = threading.Event()
+    watchdog.arm(time.monotonic() + 3600, lambda: None)
+    for _ in range(50):  # every call's deadline is later than the first: nothing to wake for
+        watchdog.arm(time.monotonic() + 3601, lambda: None)
+    woken_before = watchdog._cond.notified
+
+    watchdog.arm(time.monotonic() + 0.02, rang.set)
+
+    assert woken_before == 1  # the first alarm only
+    assert watchdog._cond.notified == 2
+    assert rang.wait(5)  # the thread, waiting an hour, was woken for the earlier alarm

@@ -13,6 +13,8 @@ from gatehouse_core.errors import NotFound, ValidationError
 from gatehouse_core.ratelimit import RateLimiter
 from gatehouse_core.schema import ApiToken, LLMRequest, SettingsAudit
 from gatehouse_core.tokens import (
+    LAST_USE_RESOLUTION,
+    VERIFIED_TTL,
     TokenError,
     TokenForbidden,
     TokenLimits,
@@ -48,6 +50,79 @@ def test_verify_returns_the_token_and_its_actor(engine: Engine) -> None:
     assert (info.name, info.role, info.rpm, info.models) == ("ci", "viewer", 5, ("openai/*",))
     assert info.actor == "token:ci"
     assert store.get("ci").last_used_at is not None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _set_role(engine: Engine, name: str, role: str) -> None:
+    """A change made behind the store's back (another process, say)."""
+    with engine.begin() as conn:
+        conn.execute(ApiToken.__table__.update().where(ApiToken.name == name).values(role=role))
+
+
+def test_a_token_verified_a_moment_ago_is_trusted_without_a_read_until_the_ttl(
+    engine: Engine,
+) -> None:
+    clock = _Clock()
+    store = TokenStore(engine, clock=clock)
+    _, token = store.create("ci", "operator", actor="alice")
+    assert store.cached(token) is None  # never verified in this process yet
+
+    store.verify(token)
+    _set_role(engine, "ci", "viewer")
+
+    assert store.cached(token).role == "operator"  # no database read: the earlier answer
+    clock.now += VERIFIED_TTL
+    assert store.cached(token) is None  # stale: the caller verifies again
+    assert store.verify(token).role == "viewer"
+
+
+def test_a_revoke_by_any_store_in_the_process_ends_the_cached_token_at_once(
+    engine: Engine,
+) -> None:
+    store = TokenStore(engine)
+    _, token = store.create("ci", "operator", actor="alice")
+    store.verify(token)
+    assert store.cached(token) is not None
+
+    TokenStore(engine).revoke("ci", actor="bob")  # e.g. the console's page, same process
+
+    assert store.cached(token) is None
+    with pytest.raises(TokenError) as caught:
+        store.verify(token)
+    assert caught.value.code == "token_revoked"
+
+
+def test_a_cached_token_past_its_expiry_or_due_a_last_use_stamp_is_read_again(
+    engine: Engine,
+) -> None:
+    clock = _Clock()
+    store = TokenStore(engine, clock=clock)
+    _, token = store.create("ci", "operator", actor="alice", expires="1h")
+    store.verify(token)
+    clock.now += timedelta(hours=1)
+    assert store.cached(token) is None  # expired: verify says so
+
+    other = TokenStore(engine, clock=clock)  # this store has never stamped the token's use
+    _, fresh = store.create("cd", "operator", actor="alice")
+    store.verify(fresh)
+    assert store.cached(fresh) is not None
+    assert other.cached(fresh) is None
+    assert LAST_USE_RESOLUTION > VERIFIED_TTL  # so a hit can skip the stamp
+
+
+def test_a_wrong_or_foreign_token_is_never_cached(engine: Engine) -> None:
+    store = TokenStore(engine)
+    _, token = store.create("ci", "operator", actor="alice")
+    store.verify(token)
+    assert store.cached(token[:-2] + "xx") is None
+    assert store.cached("sk-or-v1-x") is None and store.cached(None) is None
 
 
 @pytest.mark.parametrize(
