@@ -4,6 +4,7 @@ entry point: JSON on stdout, progress on stderr, one-line errors."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -64,7 +65,16 @@ def test_human_output_says_what_happened(capsys: pytest.CaptureFixture[str]) -> 
     assert "No audit rows" in out
     out = ok(capsys, "demo-data", "--days", "2", "--rows", "50")
     assert "Wrote 50 demo audit rows" in out and "demo-data --delete" in out
-    assert "Rebuilt 3 day(s)" in ok(capsys, "rollups", "rebuild", "--since", "2d")
+    # The rebuild runs from the oldest row's UTC day to today: 2 or 3 days by the hour it runs.
+    engine = make_engine()
+    with engine.connect() as conn:
+        oldest = conn.execute(select(func.min(LLMRequest.created_at))).scalar_one()
+    engine.dispose()
+    today = datetime.now(UTC).date()
+    span = (today - oldest.replace(tzinfo=oldest.tzinfo or UTC).astimezone(UTC).date()).days + 1
+    assert span in (2, 3)
+    rebuilt = ok(capsys, "rollups", "rebuild", "--since", "2d")
+    assert f"Rebuilt {span} day(s) of rollups from 50 audit rows" in rebuilt
     assert "Deleted 0 audit row(s)" in ok(capsys, "audit", "prune", "--older-than", "90d")
     assert "Deleted 50 demo row(s)" in ok(capsys, "demo-data", "--delete")
 
