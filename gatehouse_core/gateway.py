@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import openai
 
-from . import settings
+from . import lifecycle, settings
 from .clients import ClientFactory, ClientPool, Lease, default_client_factory
 from .deadlines import AttemptDeadline
 from .errors import (
@@ -44,6 +44,7 @@ from .errors import (
     StreamInterrupted,
 )
 from .health import HealthBook, ProviderHealth
+from .inflight import InFlight, Running
 from .metrics import AttemptRecord, CallRecord
 from .policy import (
     HINTS,
@@ -118,6 +119,7 @@ class _Call:
     deadline_passed: bool = False
     pending_row: dict[str, Any] | None = None  # the last failed attempt's row, not yet sent
     hold: Hold | None = None  # the running attempt's budget reservation; a drain takes it over
+    stopped: bool = False  # the process is ending: its running attempt was recorded (inflight.py)
 
     @classmethod
     def create(cls, messages: Messages, **fields: Any) -> _Call:
@@ -224,6 +226,8 @@ class Gateway:
         self._rand = rand
         self._drains: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self._running = InFlight()
+        lifecycle.register_gateway(self)
 
     @classmethod
     def from_env(
@@ -364,6 +368,37 @@ class Gateway:
             if time.monotonic() >= end:
                 with self._lock:
                     return not self._drains
+
+    def interrupt_running(self, reason: str) -> int:
+        """Audit every attempt still on the wire as stopped by `reason` (the process is about to
+        end: lifecycle.py calls this on SIGTERM's default action and at exit); returns how many.
+        The provider may bill them, so a stream's row carries what had arrived (estimated like
+        any cut stream); a plain call's cost is unknown until reconciliation."""
+        taken = self._running.stop_all()
+        for running in taken:
+            call, name = running.call, running.provider.config.name
+            partial = running.state is not None and running.state.received_chars > 0
+            state = running.state
+            details = self._received(call, running.model, state) if state is not None else None
+            attempt = Attempt(
+                name,
+                running.model,
+                "incomplete" if partial else "error",
+                error_type="process_stopped",
+                latency_ms=(self._clock() - running.t0) * 1000,
+                wait_ms=running.wait_ms,
+                error_message=f"the process stopped ({reason}) before the answer was complete; "
+                "the provider may still bill this request",
+            )
+            try:
+                self._write(call, attempt, details, final=True)
+            except Exception:  # the process is ending: keep going for the other calls
+                log.exception("could not audit a stopped attempt", extra={"fields": _ids(call)})
+        if taken:
+            log.warning(
+                "process stopping: %d running attempt(s) audited as process_stopped", len(taken)
+            )
+        return len(taken)
 
     def close(self) -> None:
         """Finish draining abandoned streams, flush audit rows and close HTTP clients."""
@@ -589,6 +624,12 @@ class Gateway:
         wait_ms = wait_s * 1000 + (permit.wait_ms if permit else 0.0)
         t0 = self._clock()
         deadline = self._attempt_deadline(call)
+        if not self._running.start(Running(call, provider, model, t0, wait_ms)):
+            if permit:
+                permit.release()
+                permit.settle(0)
+            self._settle_hold(call, None)
+            return self._not_sent_stopping(call, provider, model)
         outcome: Outcome | None = None
         cut: _Interrupted | None = None
         result: ChatResult | None = None
@@ -646,6 +687,22 @@ class Gateway:
                 ),
             )
         return _Step(outcome=outcome)
+
+    def _not_sent_stopping(self, call: _Call, provider: ResolvedProvider, model: str) -> _Step:
+        message = "the process is stopping; the request was not sent"
+        self._record(
+            call,
+            Attempt(
+                provider.config.name,
+                model,
+                "rejected",
+                error_type="process_stopping",
+                error_message=message,
+            ),
+        )
+        outcome = Outcome(Decision.FAIL, "process_stopping", message)
+        error = AllProvidersFailed(message, attempts=call.attempts, request_id=call.request_id)
+        return _Step(outcome=outcome, error=error)
 
     def _call_once(
         self,
@@ -709,6 +766,7 @@ class Gateway:
             raise
         deadline.watch(upstream.response)
         state = StreamState()
+        self._running.note_stream(call, state)
         name = provider.config.name
         early: list[Any] = []  # chunks before the first with answer in it (role, keep-alive)
         handed_off = False
@@ -1108,7 +1166,20 @@ class Gateway:
         """Keep the attempt on the call and queue its audit row.
 
         A failed attempt's row waits until the next attempt is recorded or the call ends, so
-        the one row whose outcome the caller saw can be marked `final_attempt`."""
+        the one row whose outcome the caller saw can be marked `final_attempt`. Nothing is
+        recorded for a call the process stopped (`interrupt_running` wrote its row)."""
+        if not self._running.claim(call):
+            return
+        self._write(call, attempt, details, final=final)
+
+    def _write(
+        self,
+        call: _Call,
+        attempt: Attempt,
+        details: Mapping[str, Any] | None = None,
+        *,
+        final: bool = False,
+    ) -> None:
         call.attempts.append(attempt)
         if self.audit is None:
             return

@@ -15,6 +15,14 @@ cannot be chained), nor from another thread (Python only allows the main thread)
 `AuditWriter(..., flush_on_sigterm=False)` before any other writer, or install your own handler
 after creating the gateway (ours is then replaced; call `gateway.close()` from yours).
 
+Running calls: every `Gateway` registers itself here too (weakly). Where the process is about
+to end with calls still on the wire — SIGTERM's default action, or interpreter exit with daemon
+threads mid-call — each gateway first audits its running attempts as `process_stopped`
+(`Gateway.interrupt_running`, inflight.py), then the writers are closed, so those rows are
+written or spilled with the rest. Not when SIGTERM chains to a Python handler: that process
+goes on, and its calls finish and record their own rows. SIGKILL runs nothing: at most one
+writer cycle of rows and the calls in flight are lost.
+
 fork: `os.register_at_fork(after_in_child=...)` gives each writer in the child a state of its
 own (lock, queue, buffer, thread, spill file names under the child's pid, the engine's pool
 disposed without closing the parent's connections). Rows the parent had queued stay the
@@ -24,6 +32,7 @@ writers are also closed by a `multiprocessing.util.Finalize` when the child's wo
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -34,7 +43,13 @@ import weakref
 from types import FrameType
 from typing import Any, Protocol
 
-__all__ = ["SIGTERM_FLUSH_SECONDS", "install_sigterm_flush", "register", "unregister"]
+__all__ = [
+    "SIGTERM_FLUSH_SECONDS",
+    "install_sigterm_flush",
+    "register",
+    "register_gateway",
+    "unregister",
+]
 
 log = logging.getLogger("gatehouse.audit")
 
@@ -47,7 +62,13 @@ class Writer(Protocol):
     def _after_fork(self) -> None: ...
 
 
+class Stoppable(Protocol):
+    def interrupt_running(self, reason: str) -> int: ...
+
+
 _writers: weakref.WeakSet[Any] = weakref.WeakSet()
+_gateways: weakref.WeakSet[Any] = weakref.WeakSet()
+_exit_hook = False  # the atexit hook for running calls, registered once
 _lock = threading.Lock()
 _installed = False  # once per process: never stack our handler on itself
 _previous: Any = None  # the SIGTERM handler we found and chain to
@@ -58,6 +79,26 @@ def register(writer: Writer, *, sigterm: bool = True) -> None:
     _writers.add(writer)
     if sigterm:
         install_sigterm_flush()
+
+
+def register_gateway(gateway: Stoppable) -> None:
+    """Audit `gateway`'s running attempts if the process ends under them (see above)."""
+    global _exit_hook
+    _gateways.add(gateway)
+    with _lock:
+        if not _exit_hook:
+            # atexit runs last in, first out: registered after the first gateway's writer, this
+            # runs before that writer closes (a writer closed first spills what comes after).
+            atexit.register(_stop_running, "exit")
+            _exit_hook = True
+
+
+def _stop_running(reason: str) -> None:
+    for gateway in list(_gateways):
+        try:
+            gateway.interrupt_running(reason)
+        except Exception:  # the process is ending: the writers must still be closed
+            log.exception("auditing running calls at %s failed", reason)
 
 
 def unregister(writer: Writer) -> None:
@@ -84,6 +125,8 @@ def install_sigterm_flush() -> bool:
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     previous = _previous
     deadline = time.monotonic() + SIGTERM_FLUSH_SECONDS
+    if not callable(previous):  # the process ends now: its running calls get their rows first
+        _stop_running("SIGTERM")
     for writer in list(_writers):
         remaining = max(0.1, deadline - time.monotonic())
         try:
