@@ -108,7 +108,8 @@ def test_the_global_budget_line_against_month_to_date_and_forecast(
     (budget,) = [m for m in at.metric if m.label == "Global budget"]
     assert budget.proto.delta == f"{to_date / 2.0:.0%} used"
     (bar,) = at.get("progress")
-    assert bar.proto.value == min(round(100 * to_date / 2.0), 100)
+    # st.progress keeps whole percent by truncating (int(ratio * 100)), unlike the rounded text.
+    assert bar.proto.value == int(min(to_date / 2.0, 1.0) * 100)
     forecast = metrics(at)["Month-end forecast"]
     lines = [c.value for c in at.caption] + [w.value for w in at.warning]
     assert any(line.startswith(f"Month-end forecast {forecast} = ") for line in lines)
