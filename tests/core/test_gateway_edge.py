@@ -360,3 +360,39 @@ def test_invalid_request_is_still_raised_without_fallback(
 
     assert raised.value.__context__ is None
     assert fake_openrouter.chat_count == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("<html><body>502 Bad Gateway</body></html>", "not JSON"),
+        ("[1, 2, 3]", "no choices"),
+        ('{"choices": [], "usage": {"prompt_tokens": "many"}}', "no choices"),
+    ],
+)
+def test_a_200_that_is_no_completion_is_a_failed_attempt_then_a_retry(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter, body: str, message: str
+) -> None:
+    fake_openrouter.enqueue(Error(200, body=body))
+    result = gateway_factory("primary").chat([{"role": "user", "content": "hi"}])
+    assert result.text and len(result.attempts) == 2
+    first = result.attempts[0]
+    assert first.status == "error" and message in (first.error_message or "")
+    assert result.response is not None and result.response["choices"][0]["message"]["content"]
+
+
+def test_odd_usage_figures_are_no_counts_and_no_cost(
+    gateway_factory: Factory, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.enqueue(
+        Error(
+            200,
+            body='{"id": "gen-1", "model": "m", "choices": [{"index": 0, "message": '
+            '{"role": "assistant", "content": "ok"}, "finish_reason": "stop"}], '
+            '"usage": {"prompt_tokens": "12", "completion_tokens": 3.0, "cost": true}}',
+        )
+    )
+    result = gateway_factory("primary").chat([{"role": "user", "content": "hi"}])
+    assert result.text == "ok"
+    assert (result.input_tokens, result.output_tokens) == (None, 3)
+    assert result.cost_source != "provider"  # `true` is not a price
