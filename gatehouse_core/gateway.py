@@ -43,6 +43,7 @@ from .errors import (
     SecretsError,
     StreamInterrupted,
 )
+from .estimates import OutputEstimate
 from .health import HealthBook, ProviderHealth
 from .inflight import InFlight, Running
 from .metrics import AttemptRecord, CallRecord
@@ -152,7 +153,8 @@ class _Call:
         """What the rate limiter charges before the call: the prompt estimate plus the chat
         format's own tokens (OpenAI's count: 3 per message and 3 priming the reply; without
         them a short prompt is under-counted by half) plus max_tokens. It bounds the call's
-        real usage only when max_tokens is set; otherwise the output is unknown until after."""
+        real usage only when max_tokens is set; otherwise the output is unknown until after,
+        and `_acquire` adds the provider's recent output guess (estimates.py)."""
         overhead = TOKENS_PER_MESSAGE * len(self.messages) + REPLY_PRIMING_TOKENS
         return self.prompt_tokens_estimate() + overhead + (self.max_tokens or 0)
 
@@ -227,6 +229,7 @@ class Gateway:
         self._drains: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._running = InFlight()
+        self._outputs = OutputEstimate()  # the limiter's output guess when max_tokens is unset
         lifecycle.register_gateway(self)
 
     @classmethod
@@ -654,6 +657,8 @@ class Gateway:
         if result is not None:
             if permit and (result.input_tokens is not None or result.output_tokens is not None):
                 permit.settle((result.input_tokens or 0) + (result.output_tokens or 0))
+                if call.max_tokens is None:
+                    self._outputs.note(name, result.output_tokens)
             return _Step(result=result)  # without usage the estimate stays charged
         outcome = _redacted(outcome, provider)
         ttft = cut.ttft_ms if cut else None
@@ -1323,12 +1328,14 @@ class Gateway:
         """A permit, None when there is no limiter, or False when no slot opened in time."""
         if self.limiter is None:
             return None
-        permit = self.limiter.acquire(
-            provider.config.name,
-            provider.config.rate_limit,
-            call.estimated_tokens(),
-            queue_s,
-        )
+        name, limit = provider.config.name, provider.config.rate_limit
+        tokens = call.estimated_tokens()
+        if call.max_tokens is None:  # output unbounded: charge a high guess, refund the rest
+            guess = self._outputs.guess(name)
+            if limit.tokens_per_minute is not None:  # a guess never makes a call unfit
+                guess = min(guess, max(limit.tokens_per_minute - tokens, 0))
+            tokens += guess
+        permit = self.limiter.acquire(name, limit, tokens, queue_s)
         return False if permit is None else permit
 
 
