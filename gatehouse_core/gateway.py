@@ -379,9 +379,8 @@ class Gateway:
         any cut stream); a plain call's cost is unknown until reconciliation."""
         taken = self._running.stop_all()
         for running in taken:
-            call, name = running.call, running.provider.config.name
-            partial = running.state is not None and running.state.received_chars > 0
-            state = running.state
+            call, name, state = running.call, running.provider.config.name, running.state
+            partial = state is not None and state.received_chars > 0
             details = self._received(call, running.model, state) if state is not None else None
             attempt = Attempt(
                 name,

@@ -53,6 +53,23 @@ def count(engine: Engine) -> int:
         return conn.execute(select(func.count()).select_from(T)).scalar_one()
 
 
+def audit_flush(database_url: str, home: Path | None = None) -> str:
+    """stdout of `gatehouse audit flush` run as its own process (GATEHOUSE_HOME: `home`)."""
+    env = {**os.environ, "GATEHOUSE_DATABASE_URL": database_url}
+    if home is not None:
+        env["GATEHOUSE_HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-m", "gatehouse_core", "audit", "flush"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def spill_lines(spill_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for p in spill_dir.glob("*.jsonl") for line in p.read_text().split()]
 
@@ -381,20 +398,8 @@ def test_exit_while_database_down_spills_and_cli_flush_imports_once(
     assert child.returncode == 0, child.stderr
     assert len(spill_lines(spill_dir)) == 40
 
-    def audit_flush() -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "gatehouse_core", "audit", "flush"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=REPO_ROOT,
-            env={**os.environ, "GATEHOUSE_DATABASE_URL": postgres_url},
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    assert "Imported 40 " in audit_flush()
-    assert "Imported 0 " in audit_flush()
+    assert "Imported 40 " in audit_flush(postgres_url)
+    assert "Imported 0 " in audit_flush(postgres_url)
     engine = make_engine(postgres_url)
     assert keys(engine) == sorted((f"exit-{n}", 1) for n in range(40))
     engine.dispose()

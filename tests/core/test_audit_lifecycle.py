@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 from gatehouse_core.db import make_engine
 from tests.core import test_audit
-from tests.core.test_audit import REPO_ROOT, keys, spill_lines
+from tests.core.test_audit import REPO_ROOT, audit_flush, keys, spill_lines
 
 pg_proxy = test_audit.pg_proxy  # the fixture: the test database behind a TcpProxy
 
@@ -113,19 +112,6 @@ def stop(child: subprocess.Popen[str], sig: int) -> tuple[int, str, str]:
     finally:
         child.kill()  # only this test's own child; a no-op once it exited
     return child.returncode, out, err
-
-
-def audit_flush(database_url: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "gatehouse_core", "audit", "flush"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-        env={**os.environ, "GATEHOUSE_DATABASE_URL": database_url},
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.fixture

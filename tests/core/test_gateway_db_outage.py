@@ -24,13 +24,13 @@ from gatehouse_core.registry import Registry
 from gatehouse_core.schema import LLMRequest
 from tests.core import test_audit
 from tests.core.spend_data import assert_same, raw_rollup, stored_rollup
+from tests.core.test_audit import REPO_ROOT, audit_flush
 from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter, Reply
 from tests.soak import scaled, soak_scale
 
 pytestmark = pytest.mark.soak
 pg_proxy = test_audit.pg_proxy  # the fixture: the test database behind a TcpProxy
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("outage_worker.py")
 MESSAGES = [{"role": "user", "content": "hello through a database outage"}]
 THREADS = 4
@@ -85,19 +85,6 @@ def read_lines(process: subprocess.Popen[str], calls: Calls) -> None:
     assert process.stdout is not None
     for line in process.stdout:
         calls.add(line.strip())
-
-
-def audit_flush(home: Path, database_url: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "gatehouse_core", "audit", "flush"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-        env={**os.environ, "GATEHOUSE_DATABASE_URL": database_url, "GATEHOUSE_HOME": str(home)},
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.mark.timeout(300)
@@ -170,8 +157,8 @@ def test_calls_ride_through_a_database_outage_and_every_attempt_is_audited_once(
 
     assert worker_calls.failures == [] and here.failures == []
     assert len(worker_calls) >= 2 * STEP and len(here) >= 4 * STEP
-    assert "Imported " in audit_flush(worker_home, postgres_url)
-    assert "Imported 0 " in audit_flush(worker_home, postgres_url)  # nothing left, nothing twice
+    assert "Imported " in audit_flush(postgres_url, worker_home)
+    assert "Imported 0 " in audit_flush(postgres_url, worker_home)  # nothing left, nothing twice
     with direct.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(LLMRequest)).scalar_one()
         distinct = conn.execute(
