@@ -83,7 +83,7 @@ def table_facts(url: str) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     with engine.connect() as conn:
         conn.execute(text("ANALYZE"))
-        for table in ("llm_requests", "llm_usage_hourly"):
+        for table in ("llm_requests", "llm_usage_hourly", "llm_usage_hourly_workflow"):
             rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
             size = conn.execute(text(f"SELECT pg_total_relation_size('{table}')")).scalar_one()
             facts[table] = {"rows": rows, "total_bytes": size}

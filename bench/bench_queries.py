@@ -63,10 +63,13 @@ def cases(engine: Engine) -> dict[str, Callable[[], Any]]:
         "overview.health_24h": lambda: queries.groups(engine, day, "provider"),
         "costs.groups_model_30d": lambda: queries.groups(engine, month, "model", percentiles=False),
         "costs.series_model_30d": lambda: queries.series(
-            engine, month, by="model", step="day", top=8
+            engine, month, by="model", step="day", top=8, ttft=False
         ),
-        "costs.groups_workflow_30d (raw)": lambda: queries.groups(
+        "costs.groups_workflow_30d": lambda: queries.groups(
             engine, month, "workflow", percentiles=False
+        ),
+        "costs.series_workflow_30d": lambda: queries.series(
+            engine, month, by="workflow", step="day", top=8, ttft=False
         ),
         "requests.first_page": lambda: requestlog.page(engine, limit=50),
         "requests.page_50 (keyset)": lambda: requestlog.page(engine, after=cursor_49, limit=50),

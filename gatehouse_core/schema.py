@@ -155,7 +155,32 @@ class LLMRequest(Base):
     fallback: Mapped[bool | None] = mapped_column(Boolean)
 
 
-class UsageHourly(Base):
+class _UsageMeasures:
+    """The measures both hourly rollups keep (what they mean: spend/rollups.py)."""
+
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    fallback_calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Money, default=0)
+    cost_reported_usd: Mapped[float] = mapped_column(Money, default=0)
+    cost_estimated_usd: Mapped[float] = mapped_column(Money, default=0)
+    latency_ms_sum: Mapped[float] = mapped_column(default=0.0)
+    latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    ttft_ms_sum: Mapped[float] = mapped_column(default=0.0)
+    ttft_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# The histogram columns, one per bucket of spend/buckets.py (kept out of the class body so the
+# bound list stays the one place that says how many there are).
+for _column in (*LATENCY_COLUMNS, *TTFT_COLUMNS):
+    setattr(_UsageMeasures, _column, mapped_column(_column, BigInteger, default=0, nullable=False))
+
+
+class UsageHourly(_UsageMeasures, Base):
     """Hourly rollup of `llm_requests`, maintained by the audit writer in each batch's transaction.
 
     One row per UTC hour × provider × requested model × source × actor × status; a missing
@@ -184,26 +209,36 @@ class UsageHourly(Base):
     source: Mapped[str] = mapped_column(String(32), default="")
     actor: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(16))
-    calls: Mapped[int] = mapped_column(BigInteger, default=0)
-    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
-    fallback_calls: Mapped[int] = mapped_column(BigInteger, default=0)
-    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cost_usd: Mapped[float] = mapped_column(Money, default=0)
-    cost_reported_usd: Mapped[float] = mapped_column(Money, default=0)
-    cost_estimated_usd: Mapped[float] = mapped_column(Money, default=0)
-    latency_ms_sum: Mapped[float] = mapped_column(default=0.0)
-    latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
-    ttft_ms_sum: Mapped[float] = mapped_column(default=0.0)
-    ttft_count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-# The histogram columns, one per bucket of spend/buckets.py (kept out of the class body so the
-# bound list stays the one place that says how many there are).
-for _column in (*LATENCY_COLUMNS, *TTFT_COLUMNS):
-    setattr(UsageHourly, _column, mapped_column(_column, BigInteger, default=0, nullable=False))
+class UsageHourlyWorkflow(_UsageMeasures, Base):
+    """The same rollup with `workflow_id` as one more dimension ('' when missing), for the
+    views that group or filter by workflow (0009); summed over workflows it equals
+    `llm_usage_hourly`. Kept apart so the other views read the smaller table."""
+
+    __tablename__ = "llm_usage_hourly_workflow"
+    __table_args__ = (
+        Index(
+            "uq_llm_usage_hourly_workflow_bucket",
+            "bucket_start",
+            "workflow_id",
+            "provider",
+            "model",
+            "source",
+            "actor",
+            "status",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bucket_start: Mapped[datetime]
+    workflow_id: Mapped[str] = mapped_column(String(200), default="")
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32), default="")
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16))
 
 
 class CatalogModel(Base):

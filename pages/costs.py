@@ -38,7 +38,10 @@ with shown():
         st.info("No calls in this range.", icon=":material/info:")
         st.stop()
     step = ui.step_for(period)
-    series = queries.series(engine, period, by=by, step=step, filters=filters, top=ui.TOP_IN_CHARTS)
+    # The latency chart shows p50/p95 of the whole call; no chart reads time to first token.
+    series = queries.series(
+        engine, period, by=by, step=step, filters=filters, top=ui.TOP_IN_CHARTS, ttft=False
+    )
     total = sum((g.usage for g in groups), queries.Usage())
     cols = st.columns(4)
     cols[0].metric("Cost", format.usd(total.cost_usd))

@@ -1,7 +1,8 @@
 """Hand-made spend data for query, CLI and page tests: audit rows and their hourly rollup.
 
 `rollup(rows)` sums audit rows into `llm_usage_hourly` rows the plain way (hour floor, final
-attempts as calls); the tests insert both tables directly, so they do not depend on the audit
+attempts as calls), `rollup(rows, by_workflow=True)` into `llm_usage_hourly_workflow` rows; the
+tests insert the three tables directly, so they do not depend on the audit
 writer's rollup maintenance (tested in test_spend_rollups.py).
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from gatehouse_core.audit import normalize_row
-from gatehouse_core.schema import LLMRequest, UsageHourly
+from gatehouse_core.schema import LLMRequest, UsageHourly, UsageHourlyWorkflow
 from gatehouse_core.spend.buckets import LATENCY_COLUMNS, TTFT_COLUMNS, bucket_index
 
 KEY = ("bucket_start", "provider", "model", "source", "actor", "status")
@@ -42,12 +43,14 @@ def request_row(request_id: str, at: datetime, attempt: int = 1, **fields: Any) 
     return normalize_row({**base, **fields})
 
 
-def rollup(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def rollup(rows: Iterable[dict[str, Any]], *, by_workflow: bool = False) -> list[dict[str, Any]]:
     buckets: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         hour = row["created_at"].replace(minute=0, second=0, microsecond=0)
         key = (hour, row["provider"], row["model"], row["source"] or "", row["actor"] or "")
         key += (row["status"],)
+        if by_workflow:
+            key += (row["workflow_id"] or "",)
         b = buckets.setdefault(key, _empty(key))
         final = bool(row["final_attempt"])
         b["calls"] += final
@@ -69,7 +72,7 @@ def rollup(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _empty(key: tuple[Any, ...]) -> dict[str, Any]:
-    row: dict[str, Any] = dict(zip(KEY, key, strict=True))
+    row: dict[str, Any] = dict(zip((*KEY, "workflow_id")[: len(key)], key, strict=True))
     for column in UsageHourly.__table__.columns:
         if column.name not in row and column.name != "id":
             row[column.name] = 0
@@ -86,6 +89,7 @@ def store(engine: Engine, rows: list[dict[str, Any]], *, with_rollup: bool = Tru
             conn.execute(insert(LLMRequest.__table__), rows)
         if with_rollup and rows:
             conn.execute(insert(UsageHourly.__table__), rollup(rows))
+            conn.execute(insert(UsageHourlyWorkflow.__table__), rollup(rows, by_workflow=True))
 
 
 def known_dataset(now: datetime) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from ..audit import COLUMNS, _insert_rows
 from ..catalog import Catalog
 from ..db import unreachable
 from ..errors import ConfigError
-from ..schema import LLMRequest, UsageHourly
+from ..schema import LLMRequest, UsageHourly, UsageHourlyWorkflow
 
 __all__ = [
     "DEMO_SOURCE",
@@ -54,6 +54,7 @@ MAX_DAYS = 3660
 MAX_ROWS = 100_000_000
 R = LLMRequest.__table__
 U = UsageHourly.__table__
+W = UsageHourlyWorkflow.__table__
 
 PROVIDERS = ("openrouter-main", "openrouter-eu", "openrouter-batch")
 
@@ -525,6 +526,7 @@ def delete_demo_data(
                     progress(DemoProgress(written=deleted, total=total))
         with engine.begin() as conn:
             buckets = conn.execute(delete(U).where(U.c.source == DEMO_SOURCE)).rowcount
+            conn.execute(delete(W).where(W.c.source == DEMO_SOURCE))
     except OperationalError as exc:
         raise unreachable(engine, exc) from None
     return DemoDeleted(rows=deleted, buckets=buckets)

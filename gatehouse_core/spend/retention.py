@@ -3,7 +3,7 @@
 `prune(engine, older_than=...)` deletes rows from UTC days that began before `now -
 older_than` (whole days, so a day's raw rows are either all there or all gone, and `rollups
 rebuild` never recomputes a half-pruned day), one transaction per batch so writers are never
-held up for long. `llm_usage_hourly` is not touched: charts over pruned months still work.
+held up for long. The hourly rollups are not touched: charts over pruned months still work.
 
 `prune_if_due(engine)` is what a long-running process (the console) calls, e.g. hourly from a
 background thread: with `GATEHOUSE_AUDIT_RETENTION_DAYS` set it prunes at most once a day

@@ -1,4 +1,9 @@
-"""The hourly rollup `llm_usage_hourly`: kept up to date with every audit batch, and rebuilt.
+"""The hourly rollups `llm_usage_hourly` and `llm_usage_hourly_workflow`: kept up to date
+with every audit batch, and rebuilt.
+
+The two hold the same measures; the second has `workflow_id` ('' when missing) as one more
+dimension, for the views that group or filter by workflow, and sums over workflows to the
+first. Both are written from one aggregation, in the same transaction.
 
 `apply_rows(conn, rows)` runs inside the transaction that inserted `rows` into `llm_requests`
 (audit.py's `_insert_rows`), so a batch and its rollup increments commit or roll back together:
@@ -8,7 +13,7 @@ which is what keeps several writer processes correct without reading first. Buck
 so concurrent writers lock them in the same order (no deadlock on PostgreSQL).
 
 What the counters mean (one definition for every reader of the table):
-- bucket: `created_at` truncated to the UTC hour; a NULL source or actor is stored as ''.
+- bucket: `created_at` truncated to the UTC hour; a NULL source, actor or workflow is ''.
 - `calls`: final attempts (`final_attempt` true); `attempts`: rows; `fallback_calls`: final rows
   with `fallback` true. Rows written before 0005 (`final_attempt` NULL) count as final when they
   are the highest attempt of their `request_id`, and as a fallback when their provider differs
@@ -48,14 +53,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
 from ..db import unreachable
-from ..schema import LLMRequest, UsageHourly
+from ..schema import LLMRequest, UsageHourly, UsageHourlyWorkflow
 from .buckets import BOUNDS_MS, BUCKETS, LATENCY_COLUMNS, TTFT_COLUMNS, bucket_index
 
 __all__ = [
     "COUNTERS",
     "KEY",
+    "WORKFLOW_KEY",
     "DayRebuilt",
     "aggregate",
+    "aggregate_by_workflow",
     "apply_changes",
     "apply_rows",
     "rebuild",
@@ -64,7 +71,10 @@ __all__ = [
 
 R = LLMRequest.__table__
 U = UsageHourly.__table__
+W = UsageHourlyWorkflow.__table__
 KEY = ("bucket_start", "provider", "model", "source", "actor", "status")
+# The workflow rollup's key: KEY with workflow_id second (what `_coarse` drops again).
+WORKFLOW_KEY = ("bucket_start", "workflow_id", *KEY[1:])
 COUNTERS = (
     "calls",
     "attempts",
@@ -144,12 +154,34 @@ def _float(value: Any) -> float | None:
 
 
 def aggregate(rows: Iterable[dict[str, Any]], chains: Chains | None = None) -> dict[tuple, list]:
-    """Rows of `llm_requests` → {bucket key: counters in COUNTERS order}."""
+    """Rows of `llm_requests` → {KEY: counters in COUNTERS order}."""
+    return _coarse(aggregate_by_workflow(rows, chains))
+
+
+def _coarse(buckets: dict[tuple, list]) -> dict[tuple, list]:
+    """WORKFLOW_KEY buckets folded into KEY buckets (summed over workflows)."""
+    out: dict[tuple, list] = {}
+    for key, values in buckets.items():
+        coarse = (key[0], *key[2:])
+        acc = out.get(coarse)
+        if acc is None:
+            out[coarse] = list(values)
+        else:
+            for index, value in enumerate(values):
+                acc[index] += value
+    return out
+
+
+def aggregate_by_workflow(
+    rows: Iterable[dict[str, Any]], chains: Chains | None = None
+) -> dict[tuple, list]:
+    """Rows of `llm_requests` → {WORKFLOW_KEY: counters in COUNTERS order}."""
     chains = chains or {}
     out: dict[tuple, list] = {}
     for row in rows:
         key = (
             _hour(row["created_at"]),
+            row.get("workflow_id") or "",
             row["provider"],
             row["model"],
             row.get("source") or "",
@@ -210,35 +242,40 @@ def _chains(conn: Connection, request_ids: Sequence[str]) -> Chains:
 
 
 @cache
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str, workflow: bool) -> Any:
+    table, key = (W, WORKFLOW_KEY) if workflow else (U, KEY)
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(U)
+    stmt = insert(table)
     return stmt.on_conflict_do_update(
-        index_elements=list(KEY),
-        set_={name: U.c[name] + stmt.excluded[name] for name in COUNTERS},
+        index_elements=list(key),
+        set_={name: table.c[name] + stmt.excluded[name] for name in COUNTERS},
     )
 
 
-def _write(conn: Connection, buckets: dict[tuple, list]) -> None:
+def _write(conn: Connection, buckets: dict[tuple, list]) -> int:
+    """Add WORKFLOW_KEY `buckets` to both rollups; returns the llm_usage_hourly rows touched."""
     if not buckets:
-        return
-    # Sorted: concurrent writers lock shared buckets in the same order (no deadlock).
-    params = [
-        {**dict(zip(KEY, key, strict=True)), **dict(zip(COUNTERS, values, strict=True))}
-        for key, values in sorted(buckets.items())
-    ]
-    conn.execute(_upsert(conn.dialect.name), params)
+        return 0
+    coarse = _coarse(buckets)
+    # Sorted, and always llm_usage_hourly first: concurrent writers lock shared buckets in
+    # the same order (no deadlock on PostgreSQL).
+    for workflow, key, part in ((False, KEY, coarse), (True, WORKFLOW_KEY, buckets)):
+        params = [
+            {**dict(zip(key, bucket, strict=True)), **dict(zip(COUNTERS, values, strict=True))}
+            for bucket, values in sorted(part.items())
+        ]
+        conn.execute(_upsert(conn.dialect.name, workflow), params)
+    return len(coarse)
 
 
 def apply_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Add `rows` (just inserted into llm_requests on `conn`) to the hourly rollup.
 
-    Call it inside the inserting transaction. Returns the number of buckets touched."""
+    Call it inside the inserting transaction. Returns the number of (llm_usage_hourly)
+    buckets touched."""
     unmarked = sorted({r["request_id"] for r in rows if r.get("final_attempt") is None})
     chains = _chains(conn, unmarked) if unmarked else {}
-    buckets = aggregate(rows, chains)
-    _write(conn, buckets)
-    return len(buckets)
+    return _write(conn, aggregate_by_workflow(rows, chains))
 
 
 def apply_changes(
@@ -249,13 +286,12 @@ def apply_changes(
     increments as `apply_rows`. Call it inside the transaction that updated the rows."""
     delta: dict[tuple, list] = {}
     for sign, rows in ((1, after), (-1, before)):
-        for key, values in aggregate(rows).items():
+        for key, values in aggregate_by_workflow(rows).items():
             acc = delta.setdefault(key, list(_ZERO))
             for index, value in enumerate(values):
                 acc[index] += sign * value
     changed = {key: values for key, values in delta.items() if any(values)}
-    _write(conn, changed)
-    return len(changed)
+    return _write(conn, changed)
 
 
 # ---- rebuild from raw rows in SQL ----------------------------------------------------------
@@ -347,6 +383,7 @@ def _day_query(dialect: str, start: datetime, end: datetime, unmarked: bool) -> 
     hour = _hour_sql(dialect).label("bucket_start")
     dims = [
         hour,
+        func.coalesce(R.c.workflow_id, literal_column("''")).label("workflow_id"),
         R.c.provider,
         R.c.model,
         func.coalesce(R.c.source, literal_column("''")).label("source"),
@@ -381,20 +418,22 @@ def _rebuild_day(conn: Connection, start: datetime) -> DayRebuilt:
     if dialect == "postgresql":
         # Writers wait at their rollup upsert until this day is consistent again; their raw
         # rows are either committed (and read below) or not yet (and added after us).
+        # Both tables, in the writers' order.
         conn.execute(text("LOCK TABLE llm_usage_hourly IN EXCLUSIVE MODE"))
+        conn.execute(text("LOCK TABLE llm_usage_hourly_workflow IN EXCLUSIVE MODE"))
     # On SQLite the DELETE takes the write lock first, so the read below sees the latest rows.
-    conn.execute(delete(U).where(U.c.bucket_start >= start, U.c.bucket_start < end))
+    for table in (U, W):
+        conn.execute(delete(table).where(table.c.bucket_start >= start, table.c.bucket_start < end))
     in_day = and_(R.c.created_at >= start, R.c.created_at < end)
     probe = select(R.c.id).where(in_day, R.c.final_attempt.is_(None)).limit(1)
     unmarked = conn.execute(probe).first() is not None
     buckets: dict[tuple, list] = {}
     rows = 0
     for found in conn.execute(_day_query(dialect, start, end, unmarked)).mappings():
-        key = (_hour(found["bucket_start"]), *(found[name] for name in KEY[1:]))
+        key = (_hour(found["bucket_start"]), *(found[name] for name in WORKFLOW_KEY[1:]))
         buckets[key] = [_number(name, found[name]) for name in COUNTERS]
         rows += int(found["attempts"])
-    _write(conn, buckets)
-    return DayRebuilt(day=start, rows=rows, buckets=len(buckets))
+    return DayRebuilt(day=start, rows=rows, buckets=_write(conn, buckets))
 
 
 def _number(name: str, value: Any) -> float | int:
@@ -436,10 +475,14 @@ def rebuild(
     return done
 
 
-def rollup_totals(conn: Connection, **where: str) -> dict[str, float | int]:
-    """Sums of every counter over the rollup rows matching `where` (e.g. source="demo")."""
-    query = select(*(func.coalesce(func.sum(U.c[n]), 0).label(n) for n in COUNTERS))
+def rollup_totals(
+    conn: Connection, *, by_workflow: bool = False, **where: str
+) -> dict[str, float | int]:
+    """Sums of every counter over the rollup rows matching `where` (e.g. source="demo"), of
+    llm_usage_hourly or, with `by_workflow`, of llm_usage_hourly_workflow."""
+    table = W if by_workflow else U
+    query = select(*(func.coalesce(func.sum(table.c[n]), 0).label(n) for n in COUNTERS))
     for name, value in where.items():
-        query = query.where(U.c[name] == value)
+        query = query.where(table.c[name] == value)
     found = conn.execute(query).mappings().one()
     return {name: _number(name, found[name]) for name in COUNTERS}

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 
-from gatehouse_core.schema import UsageHourly
+from gatehouse_core.schema import UsageHourly, UsageHourlyWorkflow
 from gatehouse_core.spend.buckets import BOUNDS_MS
 from gatehouse_core.spend.rollups import COUNTERS
 
@@ -22,6 +22,7 @@ PROVIDERS = ("primary", "backup", "eu")
 MODELS = ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4", "google/gemini-2.5-flash")
 SOURCES = (None, "library", "cli", "console")
 ACTORS = (None, "alice", "bob")
+WORKFLOWS = (None, "triage", "nightly-report")
 # Durations right on the histogram bounds and past the last one test the bucket edges.
 EDGE_MS = (0.0, 25.0, 25.01, 100.0, 60000.0, 60000.5, 125000.0)
 
@@ -43,6 +44,8 @@ def random_rows(
     from the first one tried). `narrow`: all within two hours and one source and actor, so
     concurrent writers keep hitting the same few rollup buckets."""
     rng = random.Random(seed)
+    # Workflows from their own stream, so the other draws stay what they were before 0009.
+    workflow_rng = random.Random(seed + 7919)
     rows = []
     span = 3600 if narrow else 3 * 86400
     sources, actors = ((None,), ("alice",)) if narrow else (SOURCES, ACTORS)
@@ -54,6 +57,7 @@ def random_rows(
             providers.append(rng.choice((providers[-1], rng.choice(PROVIDERS))))
         model = rng.choice(MODELS)
         source, actor = rng.choice(sources), rng.choice(actors)
+        workflow = workflow_rng.choice(WORKFLOWS[:2] if narrow else WORKFLOWS)
         outcome = rng.choices(("ok", "error", "incomplete"), weights=(85, 10, 5))[0]
         for attempt, provider in enumerate(providers, start=1):
             last = attempt == chain
@@ -78,6 +82,7 @@ def random_rows(
                     "ttft_ms": _duration(rng) if answered else None,
                     "source": source,
                     "actor": actor,
+                    "workflow_id": workflow,
                     "final_attempt": last,
                     "fallback": last and provider != providers[0],
                 }
@@ -102,8 +107,9 @@ def _histogram_sql(column: str) -> list[str]:
     return sums
 
 
-def raw_rollup(engine: Engine) -> dict[tuple, tuple]:
-    """What llm_usage_hourly must hold, computed straight from llm_requests."""
+def raw_rollup(engine: Engine, *, by_workflow: bool = False) -> dict[tuple, tuple]:
+    """What llm_usage_hourly (or llm_usage_hourly_workflow) must hold, computed straight from
+    llm_requests."""
     final = "final_attempt = TRUE"
     values = [
         f"SUM(CASE WHEN {final} THEN 1 ELSE 0 END)",
@@ -125,23 +131,34 @@ def raw_rollup(engine: Engine) -> dict[tuple, tuple]:
     ]
     assert len(values) == len(COUNTERS)
     dims = f"{_hour_sql(engine.dialect.name)}, provider, model, COALESCE(source, ''), COALESCE(actor, ''), status"
+    if by_workflow:
+        dims += ", COALESCE(workflow_id, '')"
+    width = 7 if by_workflow else 6
     query = f"SELECT {dims}, {', '.join(values)} FROM llm_requests GROUP BY {dims}"
     with engine.connect() as conn:
-        return {tuple(r[:6]): _numbers(r[6:]) for r in conn.execute(text(query))}
+        return {tuple(r[:width]): _numbers(r[width:]) for r in conn.execute(text(query))}
 
 
-def stored_rollup(engine: Engine) -> dict[tuple, tuple]:
+def stored_rollup(engine: Engine, *, by_workflow: bool = False) -> dict[tuple, tuple]:
     """The rollup table's rows, keyed like `raw_rollup` (buckets with zero attempts dropped)."""
-    table = UsageHourly.__table__
-    key = [table.c[n] for n in ("bucket_start", "provider", "model", "source", "actor", "status")]
+    table = (UsageHourlyWorkflow if by_workflow else UsageHourly).__table__
+    names = ["bucket_start", "provider", "model", "source", "actor", "status"]
+    names += ["workflow_id"] if by_workflow else []
+    key = [table.c[n] for n in names]
     with engine.connect() as conn:
         rows = conn.execute(select(*key, *(table.c[n] for n in COUNTERS))).all()
     found = {}
     for r in rows:
-        values = _numbers(r[6:])
+        values = _numbers(r[len(names) :])
         if any(values):
-            found[(r[0].strftime("%Y-%m-%d %H:00:00"), *r[1:6])] = values
+            found[(r[0].strftime("%Y-%m-%d %H:00:00"), *r[1 : len(names)])] = values
     return found
+
+
+def assert_rollups_match_raw(engine: Engine) -> None:
+    """Both hourly rollups hold exactly what the raw rows say."""
+    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_same(stored_rollup(engine, by_workflow=True), raw_rollup(engine, by_workflow=True))
 
 
 def _numbers(values: Any) -> tuple:

@@ -15,7 +15,7 @@ from gatehouse_core.cli import main
 from tests.core.cli import ok, run
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdefa1b2"
-HEAD = "0008_reconcile"
+HEAD = "0009_workflow_rollup"
 HISTORY_KEYS = {"id", "created_at", "actor", "action", "target", "before", "after"}
 
 

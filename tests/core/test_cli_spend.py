@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from gatehouse_core.db import make_engine
-from gatehouse_core.schema import LLMRequest, UsageHourly
+from gatehouse_core.schema import LLMRequest, UsageHourly, UsageHourlyWorkflow
 from tests.core.cli import ok, run
-from tests.core.spend_data import assert_same, raw_rollup, stored_rollup
+from tests.core.spend_data import assert_rollups_match_raw
 
 
 def count(table: object) -> int:
@@ -37,13 +37,14 @@ def test_demo_data_rebuild_prune_and_delete(
 
     engine = make_engine()
     with engine.begin() as conn:
-        conn.execute(delete(UsageHourly.__table__))  # lost: rebuild brings it back
+        for table in (UsageHourly.__table__, UsageHourlyWorkflow.__table__):
+            conn.execute(delete(table))  # lost: rebuild brings both back
     code, out, err = run(capsys, "rollups", "rebuild", "--since", "5d", "--json")
     assert code == 0, err
     days = json.loads(out)
     assert sum(d["rows"] for d in days) == 900
     assert len(err.strip().splitlines()) == len(days)  # one progress line per day
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
     engine.dispose()
 
     before = count(UsageHourly.__table__)
@@ -58,6 +59,7 @@ def test_demo_data_rebuild_prune_and_delete(
     deleted = json.loads(ok(capsys, "demo-data", "--delete", "--json"))
     assert deleted == {"rows": 900 - pruned["deleted"], "buckets": before}
     assert count(LLMRequest.__table__) == count(UsageHourly.__table__) == 0
+    assert count(UsageHourlyWorkflow.__table__) == 0
 
 
 def test_human_output_says_what_happened(capsys: pytest.CaptureFixture[str]) -> None:

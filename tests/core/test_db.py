@@ -20,7 +20,7 @@ from gatehouse_core.db import (
 from gatehouse_core.errors import DatabaseUnavailable
 from gatehouse_core.schema import Base, LLMRequest, SystemSetting, utcnow
 
-HEAD = "0008_reconcile"  # the newest revision shipped in gatehouse_core/migrations/versions
+HEAD = "0009_workflow_rollup"  # the newest revision shipped in gatehouse_core/migrations/versions
 
 
 def test_migrations_create_exactly_the_schema_metadata(db_url: str) -> None:

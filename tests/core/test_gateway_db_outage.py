@@ -23,7 +23,7 @@ from gatehouse_core.providers import ProviderConfig
 from gatehouse_core.registry import Registry
 from gatehouse_core.schema import LLMRequest
 from tests.core import test_audit
-from tests.core.spend_data import assert_same, raw_rollup, stored_rollup
+from tests.core.spend_data import assert_rollups_match_raw
 from tests.core.test_audit import REPO_ROOT, audit_flush
 from tests.fakes.openrouter import DEFAULT_KEY, FakeOpenRouter, Reply
 from tests.soak import scaled, soak_scale
@@ -175,5 +175,5 @@ def test_calls_ride_through_a_database_outage_and_every_attempt_is_audited_once(
     assert rows == distinct  # no (request_id, attempt) twice
     assert rows - not_sent == upstream_requests  # one row per request the upstream saw
     assert stopped <= THREADS  # the worker's calls on the wire when it was stopped
-    assert_same(stored_rollup(direct), raw_rollup(direct))
+    assert_rollups_match_raw(direct)
     direct.dispose()

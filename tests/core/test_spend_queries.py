@@ -1,4 +1,4 @@
-"""Dashboard queries over the hourly rollup (and raw rows for workflow/trace), on both databases."""
+"""Dashboard queries over the hourly rollups (raw rows for trace), on both databases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from gatehouse_core.db import make_engine
 from gatehouse_core.errors import ConfigError
@@ -31,7 +31,8 @@ ROWS = [
                 input_tokens=None, output_tokens=None, cost_usd=None, latency_ms=30.0),
     request_row("r1", DAY1, 2, provider="beta", model="m/two", fallback=True, cost_usd=1.0,
                 input_tokens=200, output_tokens=20, latency_ms=900.0, workflow_id="wf-a"),
-    request_row("r2", DAY1, latency_ms=120.0, source="api", actor="svc", workflow_id="wf-a"),
+    request_row("r2", DAY1, latency_ms=120.0, ttft_ms=40.0, source="api", actor="svc",
+                workflow_id="wf-a"),
     request_row("r3", DAY2, cost_usd=2.0, input_tokens=1000, cached_tokens=400,
                 output_tokens=100, latency_ms=2500.0, workflow_id="wf-b", trace_id="t-1"),
     request_row("r4", DAY2, status="error", http_status=500, cost_usd=None, input_tokens=None,
@@ -144,7 +145,7 @@ def test_series_folds_groups_beyond_the_top_into_other(engine: Engine) -> None:
     assert sum(s.column(queries.OTHER, "cost_usd")) == 1.0
 
 
-def test_grouping_by_workflow_reads_raw_rows_bounded_by_the_range(engine: Engine) -> None:
+def test_grouping_by_workflow_reads_the_workflow_rollup(engine: Engine) -> None:
     found = {g.name: g.usage for g in queries.groups(engine, WEEK, "workflow")}
     assert set(found) == {"", "wf-a", "wf-b"}
     assert (found["wf-a"].calls, found["wf-a"].attempts, found["wf-a"].cost_usd) == (2, 2, 1.5)
@@ -161,12 +162,28 @@ def test_grouping_by_workflow_reads_raw_rows_bounded_by_the_range(engine: Engine
     )
     narrow = Period(DAY2, DAY2 + timedelta(hours=1), UTC_ZONE)
     assert [g.name for g in queries.groups(engine, narrow, "workflow")] == ["wf-b", ""]
+    # A workflow filter with a rollup filter beside it, and a series by workflow in SQL days.
+    both = Filters(workflow_id="wf-a", provider="alpha")
+    assert (
+        queries.totals(engine, WEEK, both).calls,
+        queries.totals(engine, WEEK, both).cost_usd,
+    ) == (
+        1,
+        0.5,
+    )
+    s = queries.series(engine, WEEK, by="workflow")
+    assert sum(s.column("wf-b", "cost_usd")) == 2.0 and s.get(date(2026, 11, 12), "wf-b").calls == 1
 
 
 def test_raw_and_rollup_agree_on_the_same_range(engine: Engine) -> None:
     rollup = queries.totals(engine, WEEK)
     raw = sum((g.usage for g in queries.groups(engine, WEEK, "trace")), queries.Usage())
     assert raw == rollup
+    by_workflow = sum((g.usage for g in queries.groups(engine, WEEK, "workflow")), queries.Usage())
+    assert by_workflow == rollup
+    for g in queries.groups(engine, WEEK, "workflow"):  # each workflow: its rollup == its raw rows
+        raw_filter = Filters(workflow_id=g.name, trace_id=("", "t-1"))  # a trace filter reads raw
+        assert queries.totals(engine, WEEK, raw_filter) == g.usage
 
 
 def test_distinct_values_list_a_dimension_in_the_range(engine: Engine) -> None:
@@ -223,26 +240,26 @@ def test_raw_grouping_counts_marked_and_unmarked_calls_alike(db_url: str) -> Non
     """Rows from before 0005 (final_attempt NULL) are counted once per request id; marked
     rows are counted as final rows, without a DISTINCT over the range."""
     engine = make_engine(db_url)
-    legacy = dict(final_attempt=None, fallback=None, workflow_id="wf-old")
+    legacy = dict(final_attempt=None, fallback=None, trace_id="t-old")
     store(
         engine,
         [
             request_row("L1", DAY1, 1, status="error", http_status=502, cost_usd=None, **legacy),
             request_row("L1", DAY1, 2, **legacy),
             request_row("L2", DAY2, 1, status="error", http_status=500, cost_usd=None, **legacy),
-            request_row("M1", DAY1, 1, status="error", final_attempt=False, workflow_id="wf-old"),
-            request_row("M1", DAY1, 2, workflow_id="wf-old"),
-            request_row("M2", DAY2, 1, status="error", http_status=500, workflow_id="wf-old"),
+            request_row("M1", DAY1, 1, status="error", final_attempt=False, trace_id="t-old"),
+            request_row("M1", DAY1, 2, trace_id="t-old"),
+            request_row("M2", DAY2, 1, status="error", http_status=500, trace_id="t-old"),
         ],
     )
-    (group,) = queries.groups(engine, WEEK, "workflow")
+    (group,) = queries.groups(engine, WEEK, "trace")
     assert (group.usage.calls, group.usage.attempts) == (4, 6)
     # M1's failed first attempt is not a failed call; M2's final attempt is, and so is L2.
     assert group.usage.error_calls >= 2 and group.usage.fallback_calls == 0
     engine.dispose()
 
 
-@pytest.mark.parametrize("by", ["model", "workflow"])
+@pytest.mark.parametrize("by", ["model", "workflow", "trace"])
 def test_groups_without_percentiles_keep_every_other_figure(engine: Engine, by: str) -> None:
     full = queries.groups(engine, WEEK, by)
     lean = queries.groups(engine, WEEK, by, percentiles=False)
@@ -260,6 +277,17 @@ def test_groups_without_percentiles_keep_every_other_figure(engine: Engine, by: 
     assert sum(cost for _, cost in days) == queries.totals(engine, WEEK).cost_usd
 
 
+@pytest.mark.parametrize("by", [None, "model", "workflow", "trace"])
+def test_a_series_without_ttft_keeps_the_latency_histogram(engine: Engine, by: str | None) -> None:
+    full = queries.series(engine, WEEK, by=by, step="hour" if by == "trace" else "day")
+    lean = queries.series(engine, WEEK, by=by, step="hour" if by == "trace" else "day", ttft=False)
+    assert lean.groups == full.groups and lean.buckets == full.buckets
+    for key, usage in full.values.items():
+        assert lean.values[key].latency_hist == usage.latency_hist
+        assert lean.values[key].cost_usd == usage.cost_usd and not any(lean.values[key].ttft_hist)
+    assert any(any(u.ttft_hist) for u in full.values.values())
+
+
 def test_a_one_day_series_groups_by_that_day(engine: Engine) -> None:
     """A single day's series still groups in SQL (a bare constant would be a column position)."""
     day = days_between(date(2026, 11, 12), date(2026, 11, 12), UTC_ZONE)
@@ -267,3 +295,15 @@ def test_a_one_day_series_groups_by_that_day(engine: Engine) -> None:
     assert s.buckets == [date(2026, 11, 12)]
     assert s.total(date(2026, 11, 12)).cost_usd == 2.0
     assert queries.daily_costs(engine, day) == [(date(2026, 11, 12), 2.0)]
+
+
+def test_postgres_aggregations_get_memory_to_hash_in_for_their_transaction_only(
+    postgres_url: str,
+) -> None:
+    """Under the default 4 MB work_mem PostgreSQL sorted a 30-day series on disk."""
+    engine = make_engine(postgres_url)
+    (row,) = queries._fetch(engine, select(func.current_setting("work_mem").label("mem")))
+    assert row["mem"] == "32MB"
+    with engine.connect() as conn:  # the same pooled connection, a new transaction
+        assert conn.execute(select(func.current_setting("work_mem"))).scalar_one() != "32MB"
+    engine.dispose()

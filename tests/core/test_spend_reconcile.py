@@ -29,7 +29,7 @@ from gatehouse_core.spend.reconcile import (
     reconcile,
     reconcile_yesterday_if_due,
 )
-from tests.core.spend_data import assert_same, raw_rollup, stored_rollup
+from tests.core.spend_data import assert_rollups_match_raw
 from tests.fakes.openrouter import DEFAULT_KEY, Error, FakeOpenRouter
 
 MGMT_KEY = "sk-or-v1-management-key-00005e7c"
@@ -171,14 +171,14 @@ def test_drift_per_day_provider_and_model_on_a_hand_made_data_set(
 def test_billed_failures_get_the_real_cost_and_the_rollup_follows(
     engine: Engine, registry: Registry
 ) -> None:
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
     reconcile(engine, registry, [DAY], zone=ZoneInfo("UTC"), now=NOW)
     assert cost_of(engine, "r2") == (pytest.approx(0.05), "reconciled")
     assert cost_of(engine, "r3") == (pytest.approx(0.03), "reconciled")
     assert cost_of(engine, "r1") == (pytest.approx(0.10), "provider")
     assert cost_of(engine, "r5") == (pytest.approx(0.20), "provider")
     assert cost_of(engine, "old") == (pytest.approx(0.4), "unknown")  # another day
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
 
 
 @pytest.mark.usefixtures("data_set")
@@ -194,7 +194,7 @@ def test_a_rerun_replaces_the_day_and_corrects_nothing_twice(
     assert sorted(found) == [SONNET, MINI]  # gemini's row went with its bill
     assert found[SONNET] == pytest.approx((0.2, 0.23, 1, 2, 0))
     assert found[MINI][:2] == pytest.approx((0.18, 0.18))
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
 
 
 @pytest.mark.usefixtures("data_set")
@@ -358,7 +358,7 @@ def test_two_runs_at_once_correct_each_generation_once(engine: Engine, registry:
         corrected = sorted(pool.map(lambda _: run(), range(2)))
     assert corrected == [0, 2]  # the second run found nothing left to correct
     assert cost_of(engine, "r2") == (pytest.approx(0.05), "reconciled")
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
 
 
 @pytest.mark.usefixtures("data_set")

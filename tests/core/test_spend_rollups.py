@@ -18,14 +18,22 @@ from sqlalchemy import Engine, delete, insert, select
 
 from gatehouse_core.audit import AuditWriter, _insert_batch, _to_line, import_spilled
 from gatehouse_core.db import make_engine
-from gatehouse_core.schema import LLMRequest, UsageHourly
+from gatehouse_core.schema import LLMRequest, UsageHourly, UsageHourlyWorkflow
 from gatehouse_core.spend.rollups import rebuild, rollup_totals
-from tests.core.spend_data import NOW, assert_same, random_rows, raw_rollup, stored_rollup
+from tests.core.spend_data import (
+    NOW,
+    assert_rollups_match_raw,
+    assert_same,
+    random_rows,
+    raw_rollup,
+    stored_rollup,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("rollup_worker.py")
 R = LLMRequest.__table__
 U = UsageHourly.__table__
+W = UsageHourlyWorkflow.__table__
 
 
 @pytest.fixture
@@ -58,7 +66,7 @@ def test_writer_batches_keep_the_rollup_equal_to_the_raw_rows(
     rows = random_rows(1, 400, prefix="a")
     write_all(writer(batch_size=23), rows)
     assert raw_rollup(engine)  # the data set is not empty
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
 
 
 def test_rollup_counts_calls_on_final_attempts_and_fallbacks_on_final_rows(
@@ -125,7 +133,7 @@ def test_two_writer_processes_at_once_keep_the_rollup_exact(
     expected_rows = sum(len(random_rows(seed, 250, prefix="x", narrow=True)) for seed in (11, 12))
     assert sum(int(out) for out, _ in results) == expected_rows
     assert not list(spill_dir.rglob("*.jsonl"))  # everything reached the database
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
 
 
 def test_retried_batches_are_counted_once(
@@ -147,7 +155,7 @@ def test_retried_batches_are_counted_once(
     assert import_spilled(engine, spill_dir) == len(rest) - 40
     with engine.connect() as conn:
         assert rollup_totals(conn)["attempts"] == len(rows)
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
 
 
 def test_the_same_rows_give_identical_rollups_on_sqlite_and_postgres(
@@ -160,10 +168,11 @@ def test_the_same_rows_give_identical_rollups_on_sqlite_and_postgres(
         w = AuditWriter(engine, spill_dir=spill_dir, batch_size=50)
         write_all(w, rows)
         w.close()
-        found.append(stored_rollup(engine))
+        found.append((stored_rollup(engine), stored_rollup(engine, by_workflow=True)))
         engine.dispose()
-    assert_same(found[0], found[1])
-    assert found[0]
+    assert_same(found[0][0], found[1][0])
+    assert_same(found[0][1], found[1][1])
+    assert found[0][0] and len(found[0][1]) > len(found[0][0])  # workflow splits buckets
 
 
 def test_rows_without_marks_count_as_final_when_they_are_the_last_attempt(
@@ -187,6 +196,7 @@ def test_rows_without_marks_count_as_final_when_they_are_the_last_attempt(
 def drop_rollup(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(delete(U))
+        conn.execute(delete(W))
 
 
 def test_rebuild_recomputes_what_the_writer_maintained(
@@ -194,6 +204,7 @@ def test_rebuild_recomputes_what_the_writer_maintained(
 ) -> None:
     write_all(writer(), random_rows(4, 300, prefix="b"))
     maintained = stored_rollup(engine)
+    maintained_by_workflow = stored_rollup(engine, by_workflow=True)
     drop_rollup(engine)
     lines = []
     days = rebuild(engine, since=timedelta(days=5), now=NOW, progress=lines.append)
@@ -203,6 +214,8 @@ def test_rebuild_recomputes_what_the_writer_maintained(
     assert lines == days
     assert sum(d.rows for d in days) == len(random_rows(4, 300, prefix="b"))
     assert_same(stored_rollup(engine), maintained)
+    assert_same(stored_rollup(engine, by_workflow=True), maintained_by_workflow)
+    assert sum(d.buckets for d in days) == len(maintained)  # buckets of llm_usage_hourly
 
 
 def test_rebuild_counts_unmarked_rows_by_their_highest_attempt(engine: Engine) -> None:
@@ -262,4 +275,4 @@ def test_numbers_written_as_text_do_not_stop_the_writer(
     with engine.connect() as conn:
         totals = rollup_totals(conn)
     assert (totals["input_tokens"], totals["cost_usd"], totals["latency_count"]) == (15, 0.5, 1)
-    assert_same(stored_rollup(engine), raw_rollup(engine))
+    assert_rollups_match_raw(engine)
