@@ -69,14 +69,20 @@ def start_api(workdir: Path, upstream: str) -> tuple[subprocess.Popen, str, str]
         stdout=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    wait_until_up(proc, f"{base}/healthz", "the API")
+    return proc, f"{base}/api/v1", token
+
+
+def wait_until_up(proc: subprocess.Popen, url: str, what: str) -> None:
+    """Until `url` answers 200 (15 s at most); else the process is killed and the bench ends."""
     for _ in range(300):
         try:
-            if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, f"{base}/api/v1", token
+            if httpx2.get(url, timeout=1).status_code == 200:
+                return
         except httpx2.TransportError:
             time.sleep(0.05)
     proc.kill()
-    raise SystemExit("the API did not start")
+    raise SystemExit(f"{what} did not start")
 
 
 LITELLM_VENV = BENCH / ".venv-litellm"
@@ -227,6 +233,31 @@ def sequential(fns: dict[str, Callable[[], float | None]], calls: int, warmup: i
     return out
 
 
+def concurrent(clients: dict[str, openai.OpenAI], n: int, per_client: int) -> dict:
+    """Non-stream calls/s of each side with `n` concurrent clients, and its ratio to raw."""
+    out = {}
+    for name, client in clients.items():  # one side at a time: they share the cores
+        out[name] = {"calls_per_s": round(throughput(call(client), n, per_client), 1)}
+    raw_rps = out["raw"]["calls_per_s"]
+    for figures in out.values():
+        figures["ratio_to_raw"] = round(figures["calls_per_s"] / raw_rps, 3)
+    return out
+
+
+def parse_load_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The load options every proxy bench takes (after the bench's own), `--quick` applied."""
+    parser.add_argument("--calls", type=int, default=500, help="sequential calls per side")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--per-client", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="tiny counts: proves it runs")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    args = parser.parse_args()
+    if args.quick:
+        args.calls, args.warmup, args.clients, args.per_client = 20, 5, 4, 3
+    return args
+
+
 def goals(results: dict[str, Any]) -> dict[str, Any]:
     """≤ 2 ms median added on each figure, and ahead of the LiteLLM proxy on every one."""
     ours, peer = "gatehouse", "litellm-proxy"
@@ -247,18 +278,10 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=500, help="sequential calls per side")
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--per-client", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="tiny counts: proves it runs")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM proxy")
     parser.add_argument("--no-install", action="store_true", help="never pip-install into its venv")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
-    args = parser.parse_args()
-    if args.quick:
-        args.calls, args.warmup, args.clients, args.per_client = 20, 5, 4, 3
+    args = parse_load_args(parser)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         upstream, upstream_url = start_upstream(workdir)
@@ -285,14 +308,8 @@ def main() -> None:
                 "stream_ttft": sequential(
                     {n: ttft(c) for n, c in clients.items()}, args.calls, args.warmup
                 ),
-                "concurrent": {},
+                "concurrent": concurrent(clients, args.clients, args.per_client),
             }
-            for name, client in clients.items():  # one side at a time: they share the cores
-                rps = throughput(call(client), args.clients, args.per_client)
-                results["concurrent"][name] = {"calls_per_s": round(rps, 1)}
-            raw_rps = results["concurrent"]["raw"]["calls_per_s"]
-            for figures in results["concurrent"].values():
-                figures["ratio_to_raw"] = round(figures["calls_per_s"] / raw_rps, 3)
         finally:
             for proc in (api_proc, lite_proc, upstream):
                 if proc is not None:
@@ -317,16 +334,22 @@ def main() -> None:
     print(f"wrote {path}")
 
 
-def print_summary(payload: dict[str, Any]) -> None:
-    results = payload["results"]
+def print_results(results: dict[str, Any], clients: int) -> None:
+    """The sequential figures a result holds (non-stream, stream TTFT), then the concurrent."""
     for key, label in (("non_stream", "non-stream"), ("stream_ttft", "stream TTFT")):
+        if key not in results:
+            continue
         print(f"{label}, sequential (ms, median; added over the raw SDK)")
         for name, r in results[key].items():
             added = "" if r["added_median_ms"] is None else f"   added {r['added_median_ms']:+.3f}"
             print(f"  {name:<14} {r['median_ms']:.3f}{added}")
-    print(f"non-stream, {payload['clients']} concurrent clients (calls/s)")
+    print(f"non-stream, {clients} concurrent clients (calls/s)")
     for name, r in results["concurrent"].items():
         print(f"  {name:<14} {r['calls_per_s']:.1f}   ratio {r['ratio_to_raw']:.2f}")
+
+
+def print_summary(payload: dict[str, Any]) -> None:
+    print_results(payload["results"], payload["clients"])
     lite = payload["sides"]["litellm-proxy"]
     if isinstance(lite, dict):
         print(f"LiteLLM proxy: {lite['unavailable']}")

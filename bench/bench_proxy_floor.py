@@ -18,20 +18,27 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import openai
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_api import call, free_port, sequential, start_api, throughput  # noqa: E402
+from bench_api import (  # noqa: E402
+    call,
+    concurrent,
+    free_port,
+    parse_load_args,
+    print_results,
+    sequential,
+    start_api,
+    wait_until_up,
+)
 from bench_gateway import start_upstream  # noqa: E402
-from common import RESULTS, write_result  # noqa: E402
+from common import write_result  # noqa: E402
 
 from tests.fakes.openrouter import DEFAULT_KEY  # noqa: E402
 
@@ -48,27 +55,12 @@ def start_floor(mode: str, upstream: str) -> tuple[subprocess.Popen, str]:
     argv += ["--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx2.get(f"{base}/docs", timeout=1)
-            return proc, f"{base}/v1"
-        except httpx2.TransportError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"the {mode} floor proxy did not start")
+    wait_until_up(proc, f"{base}/docs", f"the {mode} floor proxy")
+    return proc, f"{base}/v1"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=500, help="sequential calls per side")
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--per-client", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="tiny counts: proves it runs")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
-    args = parser.parse_args()
-    if args.quick:
-        args.calls, args.warmup, args.clients, args.per_client = 20, 5, 4, 3
+    args = parse_load_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -90,14 +82,8 @@ def main() -> None:
                 "non_stream": sequential(
                     {n: call(c) for n, c in clients.items()}, args.calls, args.warmup
                 ),
-                "concurrent": {},
+                "concurrent": concurrent(clients, args.clients, args.per_client),
             }
-            for name, client in clients.items():
-                rps = throughput(call(client), args.clients, args.per_client)
-                results["concurrent"][name] = {"calls_per_s": round(rps, 1)}
-            raw_rps = results["concurrent"]["raw"]["calls_per_s"]
-            for figures in results["concurrent"].values():
-                figures["ratio_to_raw"] = round(figures["calls_per_s"] / raw_rps, 3)
         finally:
             for proc in procs:
                 proc.terminate()
@@ -115,13 +101,7 @@ def main() -> None:
         "results": results,
     }
     path = write_result("proxy_floor", payload, args.out)
-    print("non-stream, sequential (ms, median; added over the raw SDK)")
-    for name, r in results["non_stream"].items():
-        added = "" if r["added_median_ms"] is None else f"   added {r['added_median_ms']:+.3f}"
-        print(f"  {name:<12} {r['median_ms']:.3f}{added}")
-    print(f"non-stream, {args.clients} concurrent clients (calls/s)")
-    for name, r in results["concurrent"].items():
-        print(f"  {name:<12} {r['calls_per_s']:.1f}   ratio {r['ratio_to_raw']:.2f}")
+    print_results(results, args.clients)
     print(f"wrote {path}")
 
 
