@@ -6,21 +6,21 @@ every dashboard query and the Overview, Costs and Requests pages in Debian's chr
     .venv/bin/python bench/bench_dashboards.py --quick     # 20k rows: proves the bench runs
 
 For each row count: creates the database `gatehouse_bench_<rows>` (with --reuse, a kept one of
-that name holding the rows is measured as it is), runs `gatehouse migrate` and
-`gatehouse demo-data --days 30 --rows N --seed 1 --workers W --json` as the operator would (timed
-end to end), and records row counts and table sizes. Then times every query the pages run (bench_queries.py: first run, median and worst of 5,
-and PostgreSQL's plans), starts `streamlit run app.py` on the database and, signed in as an
-admin in chromium, times each page from the click on its sidebar link (and, separately, from
-opening its URL: a full load of the app) until the app is connected, its script has finished
-and no element is still loading: Overview, Costs (last 30 days by model, the page's defaults),
-Requests (first page, then 49 clicks on "Older" to page 50, each page by keyset). Last, it
-times `gatehouse rollups rebuild --since 30d`: after the measurements, because a rebuild deletes
-and rewrites every rollup row of the span, and until later hours reuse the freed space the
-rollups' files are twice their live size (the 30-day series by model: 99 ms right after a
-rebuild, 60 ms on the table as the writers leave it; 10M rows, 2026-12-03). A database kept
-with --keep and measured again with --reuse is in that rebuilt state.
-Writes one JSON file per row count to bench/results/ and prints it. Asserts nothing.
-The database is dropped afterwards unless --keep.
+that name holding the rows is measured as it is), runs `gatehouse migrate` and `gatehouse
+demo-data --days 30 --rows N --seed 1 --workers W --json` as the operator would (timed end to
+end), and records row counts and table sizes. Then times every query the pages run
+(bench_queries.py: first run, median and worst of 5, and PostgreSQL's plans), starts `streamlit
+run app.py` on the database and, signed in as an admin in chromium, times each page from the
+click on its sidebar link (and, separately, from opening its URL: a full load of the app) until
+the app is connected, its script has finished and no element is still loading: Overview, Costs
+(last 30 days by model, the page's defaults), Requests (first page, then 49 clicks on "Older" to
+page 50, each page by keyset). Last, it times `gatehouse rollups rebuild --since 30d`: after the
+measurements, because a rebuild deletes and rewrites every rollup row of the span, and until
+later hours reuse the freed space the rollups' files are twice their live size (the 30-day
+series by model: 99 ms right after a rebuild, 60 ms on the table as the writers leave it; 10M
+rows, 2026-12-03). A database kept with --keep and measured again with --reuse is in that
+rebuilt state. Writes one JSON file per row count to bench/results/ and prints it. Asserts
+nothing. The database is dropped afterwards unless --keep.
 """
 
 from __future__ import annotations
